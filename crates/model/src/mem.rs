@@ -90,7 +90,9 @@ impl Appender for MemAppender<'_> {
         if labels.is_empty() {
             return Err(AppendError::EmptyLabels);
         }
-        let Value::Float(v) = v;
+        let Some(v) = v.as_f64() else {
+            return Err(AppendError::UnsupportedValue);
+        };
         let inner = self.store.inner.read();
         if let Some(last) = self.last_sample(&inner, labels) {
             if t < last.t {

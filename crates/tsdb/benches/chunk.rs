@@ -1,0 +1,124 @@
+//! Chunk codec benchmarks: encode and decode one 120-sample chunk of each
+//! kind of realistic series, per encoding. Throughput is in samples, so
+//! criterion reports time per sample.
+//!
+//! Run with `cargo bench -p vigil-tsdb --bench chunk`. Before measuring it
+//! prints the compression (bytes per sample) of each encoding on the same
+//! data.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use vigil_tsdb::chunkenc::{ChunkEncoder, ChunkIter, Encoding};
+
+#[allow(dead_code)]
+#[path = "../src/chunkenc/testdata.rs"]
+mod testdata;
+
+use testdata::Kind;
+
+/// Distinct series per kind, so branch predictors cannot learn one chunk.
+const SERIES: u64 = 16;
+
+fn encode(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut e = ChunkEncoder::new(enc);
+    for &(t, v) in samples {
+        e.append(t, v).expect("chunk has room");
+    }
+    e.into_bytes()
+}
+
+fn data(kind: Kind, jitter: bool) -> Vec<Vec<(i64, f64)>> {
+    (0..SERIES)
+        .map(|seed| testdata::series(kind, seed, jitter))
+        .collect()
+}
+
+fn print_compression() {
+    eprintln!("bytes/sample, {SERIES} chunks of 120 samples per kind:");
+    for jitter in [true, false] {
+        eprintln!("  timestamps {}", if jitter { "with ±2 ms jitter" } else { "exact" });
+        let mut totals = [(0usize, 0usize); 2];
+        for kind in Kind::ALL {
+            let series = data(kind, jitter);
+            let mut line = format!("    {:<28}", kind.name());
+            for (i, enc) in Encoding::ALL.into_iter().enumerate() {
+                let bytes: usize = series.iter().map(|s| encode(enc, s).len()).sum();
+                let samples: usize = series.iter().map(Vec::len).sum();
+                totals[i].0 += bytes;
+                totals[i].1 += samples;
+                line += &format!(" {enc:?} {:6.3}", bytes as f64 / samples as f64);
+            }
+            eprintln!("{line}");
+        }
+        let mut line = format!("    {:<28}", "all kinds, equal weight");
+        for (i, enc) in Encoding::ALL.into_iter().enumerate() {
+            line += &format!(" {enc:?} {:6.3}", totals[i].0 as f64 / totals[i].1 as f64);
+        }
+        eprintln!("{line}");
+    }
+}
+
+fn bench_chunks(c: &mut Criterion) {
+    print_compression();
+    let per_iter = SERIES * testdata::SAMPLES_PER_CHUNK as u64;
+
+    let mut g = c.benchmark_group("encode");
+    g.throughput(Throughput::Elements(per_iter));
+    for kind in Kind::ALL {
+        let series = data(kind, true);
+        for enc in Encoding::ALL {
+            g.bench_with_input(
+                BenchmarkId::new(format!("{enc:?}"), kind.name()),
+                &series,
+                |b, series| {
+                    b.iter(|| {
+                        for s in series {
+                            black_box(encode(enc, black_box(s)));
+                        }
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("decode");
+    g.throughput(Throughput::Elements(per_iter));
+    for kind in Kind::ALL {
+        let series = data(kind, true);
+        for enc in Encoding::ALL {
+            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode(enc, s)).collect();
+            g.bench_with_input(
+                BenchmarkId::new(format!("{enc:?}"), kind.name()),
+                &chunks,
+                |b, chunks| {
+                    b.iter(|| {
+                        let mut sum_t = 0i64;
+                        let mut sum_v = 0.0f64;
+                        for chunk in chunks {
+                            let mut it = ChunkIter::new(black_box(&chunk[..]));
+                            while it.next() {
+                                let (t, v) = it.at();
+                                sum_t = sum_t.wrapping_add(t);
+                                sum_v += v;
+                            }
+                        }
+                        black_box((sum_t, sum_v))
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = bench_chunks
+}
+criterion_main!(benches);

@@ -1,0 +1,497 @@
+//! MSB-first bit streams shared by every encoding.
+//!
+//! Both sides move 64-bit words instead of single bits:
+//!
+//! * [`BitWriter`] keeps the bits of the unfinished bytes in a register and
+//!   stores the whole word after each write (one unaligned 8-byte store, no
+//!   load: re-reading bytes just stored at a different offset would defeat
+//!   store forwarding). At least eight zero bytes of slack follow the
+//!   written bits, so the store needs no bounds-dependent path.
+//!   [`BitWriter::bytes`] is always the exact chunk, so a chunk that is
+//!   still being appended to can be read or copied at any time.
+//! * [`BitReader`] holds up to 64 buffered bits, left aligned, and refills
+//!   them with one 8-byte load ("Reading bits in far too many ways",
+//!   F. Giesen, 2018, variant 4). Near the end of the input it falls back to
+//!   byte loads. Every read is bounds checked and reports running out of
+//!   input as [`Truncated`], never by panicking: the bytes may be garbage.
+//!   Its position is a plain [`Cursor`] so an iterator can keep it between
+//!   batches while the reader itself lives in registers during one.
+
+/// The input ended before the bits a read asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Truncated;
+
+/// Appends bits most significant first to a byte vector.
+#[derive(Debug, Clone)]
+pub(crate) struct BitWriter {
+    /// Complete bytes, then the unfinished byte (as stored with the last
+    /// word), then zeros; at least [`SLACK`] bytes past `pos`.
+    buf: Vec<u8>,
+    /// Index of the first byte not yet complete.
+    pos: usize,
+    /// The bits of the unfinished byte, left aligned; the rest is zero.
+    acc: u64,
+    /// Number of valid bits in `acc` (`0..8` between writes).
+    acc_bits: u32,
+}
+
+/// Bytes kept writable after the written bits.
+const SLACK: usize = 8;
+
+impl BitWriter {
+    /// A writer whose stream starts with `header` (byte aligned).
+    pub(crate) fn with_header(header: &[u8], capacity: usize) -> Self {
+        let mut buf = Vec::with_capacity(capacity.max(header.len()) + SLACK);
+        buf.extend_from_slice(header);
+        buf.resize(header.len() + SLACK, 0);
+        BitWriter {
+            buf,
+            pos: header.len(),
+            acc: 0,
+            acc_bits: 0,
+        }
+    }
+
+    /// Number of bits written so far, header included.
+    #[inline]
+    pub(crate) fn bit_len(&self) -> usize {
+        self.pos * 8 + self.acc_bits as usize
+    }
+
+    /// The bytes written so far; a partial last byte is padded with zeros.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf[..self.bit_len().div_ceil(8)]
+    }
+
+    /// Overwrites bytes of the (byte aligned, complete) header written at
+    /// construction.
+    #[inline]
+    pub(crate) fn set_header(&mut self, at: usize, bytes: &[u8]) {
+        self.buf[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Consumes the writer, returning exactly [`BitWriter::bytes`].
+    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
+        self.buf.truncate(self.bit_len().div_ceil(8));
+        self.buf.shrink_to_fit();
+        self.buf
+    }
+
+    /// Writes the low `n` bits of `v`, `1 <= n <= 56`. Higher bits of `v`
+    /// are ignored.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, v: u64, n: u32) {
+        debug_assert!((1..=56).contains(&n));
+        // acc_bits + n <= 63, so the shift is in range and nothing is lost.
+        self.acc |= (v << (64 - n)) >> self.acc_bits;
+        self.acc_bits += n;
+        let word = self.acc.to_be_bytes();
+        match self.buf.get_mut(self.pos..self.pos + 8) {
+            Some(slot) => slot.copy_from_slice(&word),
+            None => self.grow_and_store(word),
+        }
+        // acc_bits <= 63, so at most 7 complete bytes and a shift <= 56.
+        let full = self.acc_bits >> 3;
+        self.pos += full as usize;
+        self.acc <<= full * 8;
+        self.acc_bits &= 7;
+    }
+
+    /// Writes the low `n` bits of `v` for any `0 <= n <= 64`.
+    #[inline]
+    pub(crate) fn write_long(&mut self, v: u64, n: u32) {
+        if n > 32 {
+            self.write(v >> 32, n - 32);
+            self.write(v, 32);
+        } else if n > 0 {
+            self.write(v, n);
+        }
+    }
+
+    /// Writes a single bit.
+    #[inline(always)]
+    pub(crate) fn write_bit(&mut self, bit: bool) {
+        self.write(u64::from(bit), 1);
+    }
+
+    /// Writes whole bytes; used by the byte-oriented varints of the classic
+    /// encoding.
+    pub(crate) fn write_bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write(u64::from(b), 8);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn grow_and_store(&mut self, word: [u8; 8]) {
+        // Amortised doubling; new bytes are zero as the write path needs.
+        let want = (self.pos + SLACK).max(self.buf.len() * 2);
+        self.buf.resize(want, 0);
+        self.buf[self.pos..self.pos + 8].copy_from_slice(&word);
+    }
+}
+
+/// Where a [`BitReader`] stands; kept by iterators between batches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    /// Next chunk byte not yet (fully) loaded into `buf`.
+    pos: usize,
+    buf: u64,
+    avail: u32,
+}
+
+impl Cursor {
+    /// A cursor at chunk byte `pos`.
+    pub(crate) fn at(pos: usize) -> Self {
+        Cursor {
+            pos,
+            buf: 0,
+            avail: 0,
+        }
+    }
+}
+
+/// Real bytes copied into a [`Tail`].
+const TAIL_BYTES: usize = 16;
+
+/// A copy of the last bytes of a chunk followed by zeros, so that readers
+/// can load whole words up to the very end without a byte-wise slow path.
+/// Kept by the iterator; the reader switches to it when fewer than 8 bytes
+/// of the chunk are left and then checks that it never consumed padding
+/// ([`BitReader::overrun`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Tail {
+    bytes: [u8; TAIL_BYTES + 8],
+    /// Chunk offset of `bytes[0]`.
+    start: usize,
+}
+
+impl Tail {
+    pub(crate) fn new(chunk: &[u8]) -> Self {
+        let start = chunk.len().saturating_sub(TAIL_BYTES);
+        let mut bytes = [0; TAIL_BYTES + 8];
+        bytes[..chunk.len() - start].copy_from_slice(&chunk[start..]);
+        Tail { bytes, start }
+    }
+}
+
+/// Reads bits most significant first from a chunk, never past its end.
+///
+/// Fields are visible to the codecs' hand-written fast paths, which keep
+/// them in locals and refill with [`refill_fast`].
+#[derive(Debug, Clone)]
+pub(crate) struct BitReader<'a> {
+    /// The bytes being read: the chunk, or its [`Tail`] near the end.
+    pub(super) data: &'a [u8],
+    /// Next byte of `data` not yet (fully) loaded into `buf`.
+    pub(super) pos: usize,
+    /// Buffered bits, left aligned. Bits below the top `avail` are either
+    /// zero or the true next bits of `data`, so refilling may OR the same
+    /// bytes in again.
+    pub(super) buf: u64,
+    /// Number of valid bits at the top of `buf` (at most 63).
+    pub(super) avail: u32,
+    /// Number of real (not padding) bits in `data`.
+    pub(super) limit: usize,
+    /// Chunk offset of `data[0]`.
+    base: usize,
+    /// The tail to switch to, while `data` is still the chunk.
+    tail: Option<&'a Tail>,
+    chunk_len: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over `chunk` continuing at `cursor`; `tail` must be
+    /// `Tail::new(chunk)`.
+    #[inline(always)]
+    pub(crate) fn resume(chunk: &'a [u8], tail: &'a Tail, cursor: Cursor) -> Self {
+        let mut r = BitReader {
+            data: chunk,
+            pos: cursor.pos,
+            buf: cursor.buf,
+            avail: cursor.avail,
+            limit: chunk.len() * 8,
+            base: 0,
+            tail: Some(tail),
+            chunk_len: chunk.len(),
+        };
+        if cursor.pos + 8 > chunk.len() {
+            r.switch_to_tail();
+        }
+        r
+    }
+
+    /// Where the reader stands.
+    #[inline(always)]
+    pub(crate) fn cursor(&self) -> Cursor {
+        Cursor {
+            pos: self.pos + self.base,
+            buf: self.buf,
+            avail: self.avail,
+        }
+    }
+
+    /// Number of bits consumed from `data`.
+    #[inline(always)]
+    fn consumed(&self) -> usize {
+        (self.pos * 8).wrapping_sub(self.avail as usize)
+    }
+
+    /// Number of bits consumed from [`BitReader::data`]; what
+    /// [`load_at`] takes.
+    #[inline(always)]
+    pub(crate) fn bit_position(&self) -> usize {
+        self.consumed()
+    }
+
+    /// Continues reading at bit `bitpos` of [`BitReader::data`], which must
+    /// not be past the real bits (`<= limit`).
+    #[inline(always)]
+    pub(crate) fn set_bit_position(&mut self, bitpos: usize) {
+        self.pos = bitpos >> 3;
+        self.buf = 0;
+        self.avail = 0;
+        let skip = (bitpos & 7) as u32;
+        if skip > 0 {
+            // The byte holding bit `bitpos` exists, so this loads it.
+            self.refill();
+            if self.avail >= skip {
+                self.consume(skip);
+            }
+        }
+    }
+
+    /// Whether the reader reads the zero-padded tail, where it must check
+    /// for [`BitReader::overrun`].
+    #[inline(always)]
+    pub(crate) fn in_tail(&self) -> bool {
+        self.base > 0 || self.tail.is_none()
+    }
+
+    /// Whether the reader consumed padding after the end of the chunk: the
+    /// chunk is truncated. Checked after each sample.
+    #[inline(always)]
+    pub(crate) fn overrun(&self) -> bool {
+        self.consumed() > self.limit
+    }
+
+    /// Chunk byte offset of the next unread bit (for error reports).
+    pub(crate) fn byte_offset(&self) -> usize {
+        (self.base + self.consumed() / 8).min(self.chunk_len)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn switch_to_tail(&mut self) {
+        if let Some(tail) = self.tail.take() {
+            self.data = &tail.bytes;
+            self.base = tail.start;
+            self.pos -= tail.start;
+            self.limit = (self.chunk_len - tail.start) * 8;
+        }
+    }
+
+    /// Tops the buffer up to at least 56 valid bits unless the input ended.
+    /// Cheap enough to call unconditionally before each group of reads
+    /// (one load, no data-dependent branch), which keeps branch predictors
+    /// out of the decoding loop.
+    #[inline(always)]
+    pub(crate) fn refill(&mut self) {
+        if !refill_fast(self.data, &mut self.pos, &mut self.buf, &mut self.avail) {
+            self.switch_to_tail();
+            // Past the tail's padding nothing real is left: reads fail.
+            refill_fast(self.data, &mut self.pos, &mut self.buf, &mut self.avail);
+        }
+    }
+
+    /// Ensures at least `n <= 56` valid bits are buffered.
+    #[inline(always)]
+    pub(crate) fn ensure(&mut self, n: u32) -> Result<(), Truncated> {
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(Truncated);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of valid buffered bits.
+    #[inline(always)]
+    pub(crate) fn avail(&self) -> u32 {
+        self.avail
+    }
+
+    /// The buffered bits, left aligned. Only the top [`BitReader::avail`]
+    /// bits are meaningful; the rest are zero or later stream bits.
+    #[inline(always)]
+    pub(crate) fn peek_word(&self) -> u64 {
+        self.buf
+    }
+
+    /// Drops `n <= avail` buffered bits.
+    #[inline(always)]
+    pub(crate) fn consume(&mut self, n: u32) {
+        debug_assert!(n <= self.avail);
+        // avail <= 63, so n < 64.
+        self.buf <<= n & 63;
+        self.avail -= n;
+    }
+
+    /// Reads `1 <= n <= 56` bits.
+    #[inline(always)]
+    pub(crate) fn read(&mut self, n: u32) -> Result<u64, Truncated> {
+        debug_assert!((1..=56).contains(&n));
+        self.ensure(n)?;
+        let v = self.buf >> (64 - n);
+        self.buf <<= n;
+        self.avail -= n;
+        Ok(v)
+    }
+
+    /// Reads `0 <= n <= 64` bits.
+    #[inline(always)]
+    pub(crate) fn read_long(&mut self, n: u32) -> Result<u64, Truncated> {
+        if n > 32 {
+            let hi = self.read(n - 32)?;
+            let lo = self.read(32)?;
+            Ok((hi << 32) | lo)
+        } else if n > 0 {
+            self.read(n)
+        } else {
+            Ok(0)
+        }
+    }
+
+    /// Reads one bit.
+    #[inline(always)]
+    pub(crate) fn read_bit(&mut self) -> Result<bool, Truncated> {
+        Ok(self.read(1)? != 0)
+    }
+}
+
+/// The 64 bits of `data` starting at bit `bitpos`, of which at least the
+/// top 57 are real data (the rest zero); `None` if fewer than 8 bytes are
+/// left from byte `bitpos / 8`.
+#[inline(always)]
+pub(crate) fn load_at(data: &[u8], bitpos: usize) -> Option<u64> {
+    let i = bitpos >> 3;
+    let chunk = data.get(i..i + 8)?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    Some(u64::from_be_bytes(word) << (bitpos & 7))
+}
+
+/// The refill of a fast path working on a reader's fields: tops `buf` up to
+/// at least 56 valid bits with one load, or returns false (changing
+/// nothing) when fewer than 8 bytes are left. `avail <= 63` always holds:
+/// only this function adds bits, and it leaves at most 63.
+#[inline(always)]
+pub(crate) fn refill_fast(data: &[u8], pos: &mut usize, buf: &mut u64, avail: &mut u32) -> bool {
+    let Some(chunk) = data.get(*pos..*pos + 8) else {
+        return false;
+    };
+    let mut word = [0u8; 8];
+    word.copy_from_slice(chunk);
+    *buf |= u64::from_be_bytes(word) >> (*avail & 63);
+    *pos += ((63 - (*avail & 63)) >> 3) as usize;
+    *avail |= 56;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads `chunk` from byte `start` with refills after every read.
+    fn reader(chunk: &[u8], start: usize) -> (Tail, Cursor) {
+        (Tail::new(chunk), Cursor::at(start))
+    }
+
+    #[test]
+    fn writer_reader_round_trip_all_widths() {
+        let mut w = BitWriter::with_header(&[0xAB], 0);
+        let mut expect = Vec::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for i in 0..2000u32 {
+            x = x.rotate_left(7).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let n = i % 65;
+            let v = if n == 64 { x } else { x & ((1u64 << n) - 1) };
+            w.write_long(v, n);
+            expect.push((v, n));
+            // The bytes are complete after every write.
+            assert_eq!(w.bytes().len(), w.bit_len().div_ceil(8));
+        }
+        let total = w.bit_len();
+        let bytes = w.bytes().to_vec();
+        assert_eq!(bytes[0], 0xAB);
+        assert_eq!(w.into_bytes(), bytes);
+        let (tail, cursor) = reader(&bytes, 1);
+        let mut r = BitReader::resume(&bytes, &tail, cursor);
+        for (v, n) in expect {
+            assert_eq!(r.read_long(n), Ok(v), "width {n}");
+            assert!(!r.overrun());
+        }
+        // Only the zero padding of the last byte is left.
+        let pad = (bytes.len() * 8 - total) as u32;
+        if pad > 0 {
+            assert_eq!(r.read(pad), Ok(0));
+        }
+        assert!(!r.overrun());
+        // Reading on consumes the tail's padding, which counts as overrun.
+        if r.read(1).is_ok() {
+            assert!(r.overrun());
+        }
+    }
+
+    #[test]
+    fn reader_reports_truncation_instead_of_panicking() {
+        let bytes = [0xFFu8; 3];
+        let (tail, cursor) = reader(&bytes, 0);
+        let mut r = BitReader::resume(&bytes, &tail, cursor);
+        assert_eq!(r.read(20), Ok(0xFFFFF));
+        assert!(!r.overrun());
+        assert_eq!(r.read(4), Ok(0xF));
+        assert!(!r.overrun());
+        assert_eq!(r.byte_offset(), 3);
+        let _ = r.read_long(64);
+        assert!(r.overrun());
+        let (tail, cursor) = reader(&[], 0);
+        let mut r = BitReader::resume(&[], &tail, cursor);
+        assert!(r.read_bit().is_err() || r.overrun());
+        // Far past the end of a short chunk reads fail outright.
+        for _ in 0..10 {
+            let _ = r.read_long(64);
+        }
+        assert_eq!(r.read_long(64), Err(Truncated));
+    }
+
+    #[test]
+    fn reads_across_the_switch_to_the_tail() {
+        // Odd widths with refills in between, so the switch from the chunk
+        // to its tail happens at every bit alignment.
+        let bytes: Vec<u8> = (1..=40u8).map(|b| b.wrapping_mul(37)).collect();
+        for len in 0..bytes.len() {
+            for width in [1u32, 3, 7, 8, 13] {
+                let data = &bytes[..len];
+                let (tail, cursor) = reader(data, 0);
+                let mut r = BitReader::resume(data, &tail, cursor);
+                let mut w = BitWriter::with_header(&[], 0);
+                let mut bits = 0;
+                while bits + width as usize <= len * 8 {
+                    w.write(r.read(width).unwrap(), width);
+                    assert!(!r.overrun());
+                    bits += width as usize;
+                    r.refill();
+                    // Suspend and resume like an iterator between batches.
+                    let c = r.cursor();
+                    r = BitReader::resume(data, &tail, c);
+                }
+                assert!(r.read(width).is_err() || r.overrun());
+                assert_eq!(w.bytes()[..bits / 8], data[..bits / 8]);
+            }
+        }
+    }
+}
