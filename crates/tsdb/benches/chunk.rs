@@ -12,7 +12,6 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use vigil_tsdb::chunkenc::{ChunkEncoder, ChunkIter, Encoding};
 
-#[allow(dead_code)]
 #[path = "../src/chunkenc/testdata.rs"]
 mod testdata;
 
@@ -38,7 +37,14 @@ fn data(kind: Kind, jitter: bool) -> Vec<Vec<(i64, f64)>> {
 fn print_compression() {
     eprintln!("bytes/sample, {SERIES} chunks of 120 samples per kind:");
     for jitter in [true, false] {
-        eprintln!("  timestamps {}", if jitter { "with ±2 ms jitter" } else { "exact" });
+        eprintln!(
+            "  timestamps {}",
+            if jitter {
+                "with ±2 ms jitter"
+            } else {
+                "exact"
+            }
+        );
         let mut totals = [(0usize, 0usize); 2];
         for kind in Kind::ALL {
             let series = data(kind, jitter);

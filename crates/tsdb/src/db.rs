@@ -414,8 +414,7 @@ impl Db {
             metas.push(b.meta());
         }
         if with_head {
-            let persisted = self.head.write_blocks(dir, i64::MAX)?;
-            metas.extend(persisted.blocks);
+            metas.extend(self.head.write_single_block(dir)?);
         }
         Ok(metas)
     }

@@ -993,6 +993,8 @@ fn truncated_chunk_segment_is_a_clear_error() {
     let e = compact(tmp.path(), &[&block]).unwrap_err();
     assert!(e.is_corruption(), "{e}");
     assert!(list_blocks(tmp.path()).unwrap().len() == 1);
+    // The failed compaction removed its temporary directory.
+    assert!(cleanup_tmp(tmp.path()).unwrap().is_empty());
     // Shorter than the segment header: refused at open.
     let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
     f.set_len(3).unwrap();

@@ -1,34 +1,43 @@
 //! [`Encoding::Adaptive`](super::Encoding::Adaptive): vigil's chunk encoding.
 //!
-//! Gorilla's two ideas stay — timestamps as delta-of-delta, values relative
-//! to the previous value — but the fixed bit buckets are replaced by codes
-//! that adapt to the series, and values that are short decimals are coded as
-//! integers instead of float bit patterns. `docs/formats.md` has the byte
-//! layout; this comment explains the choices.
+//! Gorilla's structure stays — predict each timestamp and value from the
+//! previous ones and code the error — but the fixed bit buckets become
+//! codes that adapt to the series, and values that are short decimals are
+//! coded as integers instead of float bit patterns. `docs/formats.md` has
+//! the exact layout and the measurements; this comment explains the
+//! choices.
 //!
-//! * **Adaptive Rice codes.** Every small integer (the zigzagged
-//!   delta-of-delta of a timestamp, the zigzagged prediction error of a
-//!   decimal value) is written as `q` zero bits, a one bit and the low `k`
-//!   bits, where `q = z >> k` and `k` follows a running mean of recent
-//!   values (`Rice`). A perfectly regular series costs 1 bit per timestamp
-//!   like Gorilla, while ±2 ms scrape jitter costs about 4 bits instead of
-//!   Prometheus' 16. `q >= QMAX` is an escape: a 6-bit length and the raw
-//!   bits follow (and, for values, a 2-bit kind, which is also how stale
-//!   markers and mode changes are signalled).
+//! * **Adaptive Rice codes.** Every error (of a timestamp, of a decimal
+//!   value) is zigzagged and written as `q` zero bits, a one bit and the low
+//!   `k` bits, where `q = z >> k` and `k` follows a running mean of recent
+//!   errors (`Rice`). `q >= QMAX` escapes to a length-prefixed raw value
+//!   (and, for values, a 2-bit kind: stale marker, switch to XOR, rescale).
+//!   A regular series costs 1–2 bits per timestamp; ±2 ms scrape jitter
+//!   about 3.5 bits, where Prometheus pays 16.
+//! * **Mean-interval prediction.** Timestamps are predicted from a running
+//!   mean of the interval rather than from the previous interval
+//!   (delta-of-delta), which doubles the jitter. A single outlier (a missed
+//!   scrape) leaves the mean alone; two in a row reset it.
 //! * **Decimal values.** Exporters mostly expose integers (byte counters) or
-//!   numbers with a few decimals (`cpu_seconds_total` in 0.01 s ticks,
+//!   numbers with few decimals (`cpu_seconds_total` in 0.01 s ticks,
 //!   temperatures). Such a value is `n / 10^s` for an integer `|n| <= 2^53`,
-//!   and IEEE division is correctly rounded, so storing `n` and `s` restores
-//!   the exact bit pattern; the encoder checks this per sample by doing the
-//!   division and comparing bits. Values in this "decimal mode" are coded as
-//!   the error of predicting `n` from the previous `n` plus a running mean of
-//!   the deltas (a counter's rate), through a Rice code. XORing such values
-//!   costs 40–50 bits; the integer path costs 5–15.
+//!   and IEEE division is correctly rounded, so `n` and `s` restore the
+//!   exact bits; the encoder checks this per sample by doing the division.
+//!   In this "decimal mode" the delta of `n` is predicted by a running mean
+//!   (a counter's rate). XORing such values costs 40–50 bits; this 5–15.
 //! * **XOR fallback.** Any other bit pattern (NaN payloads, infinities,
-//!   -0.0, floats with long mantissas) switches to "XOR mode", a Gorilla
-//!   XOR with a leading/trailing-zero window. Prometheus stale markers have
-//!   their own code in both modes and leave the prediction state untouched,
-//!   so a series that goes stale and comes back stays in its mode.
+//!   -0.0, full-precision floats) switches to "XOR mode", Gorilla's XOR with
+//!   a leading/trailing-zero window. Stale markers have their own codes in
+//!   both modes and leave the prediction state alone, so a series that goes
+//!   stale and comes back keeps its mode.
+//! * **Exact predictions.** After a sample whose errors were both zero, one
+//!   flag bit says whether the next one is exactly predicted too: a
+//!   constant, regular series costs 1 bit per sample.
+//!
+//! Decoding has a general path that handles every code and a fast path
+//! (`Decoder::fast_decimal`) for the common case — decimal mode, no escapes
+//! — that reads both codes of a sample from one unaligned load. Encoding
+//! likewise has `Encoder::append_fast`.
 
 use super::bits::{load_at, BitReader, BitWriter, Truncated};
 use super::{unzigzag, zigzag, Fault, STALE_NAN};
@@ -168,8 +177,8 @@ fn read_varlen(r: &mut BitReader<'_>) -> Result<u64, Fault> {
 fn decimal_at(v: f64, scale: usize) -> Option<i64> {
     let p = POW10[scale & MAX_SCALE];
     let x = v * p;
-    // Also rejects NaN (which compares false) and infinities.
-    if x.abs().partial_cmp(&MAX_DECIMAL) == Some(std::cmp::Ordering::Greater) || x.is_nan() {
+    // Also rejects infinities.
+    if x.is_nan() || x.abs() > MAX_DECIMAL {
         return None;
     }
     // Round to nearest without `f64::round` (a libm call on baseline
@@ -762,11 +771,11 @@ impl Decoder {
         let (mut t, mut interval, mut tm) = (s.t, s.interval, s.t_rice.m);
         let (mut n, mut avg, mut vm) = (s.n, s.avg, s.v_rice.m);
         let mut exact = s.exact;
-        let mut vbits = s.vbits;
         let p = POW10[s.scale & MAX_SCALE];
-        let mut done = 0;
-        for slot in out.iter_mut() {
+        let mut done = out.len();
+        for (i, slot) in out.iter_mut().enumerate() {
             let Some(word) = load_at(data, bitpos) else {
+                done = i;
                 break;
             };
             // At least 57 valid bits.
@@ -776,6 +785,7 @@ impl Decoder {
                 used = 1;
                 if word >> 63 == 0 {
                     if TAIL && bitpos + 1 > limit {
+                        done = i;
                         break;
                     }
                     // Exactly predicted: both errors are zero.
@@ -784,9 +794,7 @@ impl Decoder {
                     vm -= vm >> RICE_ALPHA;
                     t = t.wrapping_add(interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC);
                     n = n.wrapping_add(avg >> V_FRAC);
-                    vbits = (n as f64 / p).to_bits();
-                    *slot = (t, vbits);
-                    done += 1;
+                    *slot = (t, (n as f64 / p).to_bits());
                     continue;
                 }
                 word <<= 1;
@@ -797,17 +805,20 @@ impl Decoder {
             let qt = word.leading_zeros().min(QMAX);
             let lt = qt + 1 + kt;
             let zt = (u64::from(qt) << kt) | (((word << (qt + 1)) >> 1) >> (63 - kt));
-            word = word.checked_shl(lt).unwrap_or(0);
+            // lt <= QMAX + 1 + K_MAX < 64.
+            word <<= lt;
             let kv = Rice { m: vm }.k();
             let qv = word.leading_zeros().min(QMAX);
             let lv = qv + 1 + kv;
             let zv = (u64::from(qv) << kv) | (((word << (qv + 1)) >> 1) >> (63 - kv));
             used += lt + lv;
             if qt >= QMAX || qv >= QMAX || used > 56 {
+                done = i;
                 break;
             }
             if TAIL && bitpos + used as usize > limit {
                 // Would consume the padding of the tail: truncated.
+                done = i;
                 break;
             }
             bitpos += used as usize;
@@ -823,17 +834,15 @@ impl Decoder {
             let d = ev.wrapping_add(avg >> V_FRAC);
             avg = avg.wrapping_add(ev);
             n = n.wrapping_add(d);
-            vbits = (n as f64 / p).to_bits();
             exact = (zt | zv) == 0;
-            *slot = (t, vbits);
-            done += 1;
+            *slot = (t, (n as f64 / p).to_bits());
         }
         if done > 0 {
             r.set_bit_position(bitpos);
             (s.t, s.interval, s.t_rice.m) = (t, interval, tm);
             (s.n, s.avg, s.v_rice.m) = (n, avg, vm);
             s.exact = exact;
-            s.vbits = vbits;
+            s.vbits = out[done - 1].1;
         }
         done
     }

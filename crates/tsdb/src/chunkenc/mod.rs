@@ -12,9 +12,10 @@
 //!   timestamps and previous-value prediction, but codes them with adaptive
 //!   Rice codes instead of fixed buckets and stores values that are short
 //!   decimals (integer counters, 0.01 s CPU ticks, two-decimal gauges) as
-//!   integer deltas. On node_exporter-like data it needs about a third of
-//!   the bytes of [`Encoding::Xor`]; the measurements are in
-//!   `docs/formats.md`.
+//!   integer deltas. On node_exporter-like data (counters, CPU seconds,
+//!   two-decimal gauges, constants with ±2 ms scrape jitter) it needs 1.6
+//!   bytes per sample where [`Encoding::Xor`] needs 5.6; the measurements
+//!   are in `docs/formats.md`.
 //!
 //! Design decisions:
 //!
@@ -320,7 +321,7 @@ const BATCH: usize = 32;
 /// * Samples before a corruption are returned; the error is reported once
 ///   they are exhausted.
 ///
-/// Internally it decodes [`BATCH`] samples at a time with the decoder state
+/// Internally it decodes 32 samples at a time with the decoder state
 /// in registers, so `next` is usually just an index increment.
 #[derive(Debug, Clone)]
 pub struct ChunkIter<B> {

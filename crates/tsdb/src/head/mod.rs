@@ -52,8 +52,12 @@ const STRIPES: usize = 1 << 10;
 pub struct HeadOptions {
     /// Chunks never cross a multiple of this range (ms): the block range.
     pub chunk_range: i64,
-    /// Samples per chunk before it is cut.
+    /// Samples per head chunk before it is cut.
     pub samples_per_chunk: u16,
+    /// Samples per chunk in blocks written from the head: head chunks of a
+    /// block range are joined up to this size (fewer chunk headers and index
+    /// entries per sample on disk).
+    pub block_chunk_samples: u16,
     /// Encoding of new chunks.
     pub encoding: Encoding,
     /// How far back (ms) behind a series' newest sample an older sample is
@@ -87,6 +91,7 @@ impl Default for HeadOptions {
         HeadOptions {
             chunk_range: 2 * 3600 * 1000,
             samples_per_chunk: 120,
+            block_chunk_samples: 480,
             encoding: Encoding::default(),
             out_of_order_window: 0,
             wal_sync: SyncPolicy::interval(std::time::Duration::from_millis(1000)),

@@ -113,6 +113,33 @@ impl Head {
         })
     }
 
+    /// Writes the whole head as one block spanning its time range, as
+    /// Prometheus's snapshot does, without changing the head. `None` when
+    /// the head is empty.
+    pub fn write_single_block(&self, parent: &Path) -> Result<Option<BlockMeta>, TsdbError> {
+        let Some((hmin, hmax)) = self.time_range() else {
+            return Ok(None);
+        };
+        let r = self.opts.chunk_range.max(1);
+        let mut series: Vec<SeriesHandle> = self
+            .index
+            .postings_for_matchers(&[])
+            .into_iter()
+            .filter_map(|r| self.series_by_ref(r))
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let mut w = BlockWriter::new(parent, hmin, hmax.saturating_add(1))?;
+        let mut scratch = HashMap::new();
+        for entry in &series {
+            let by_range = self.snapshot_before(entry, i64::MAX, r, &mut scratch)?;
+            let chunks: Vec<ChunkMeta> = by_range.into_values().flatten().collect();
+            if !chunks.is_empty() {
+                w.add_series(&entry.labels, &chunks)?;
+            }
+        }
+        Ok(Some(w.finish()?))
+    }
+
     /// The chunks of one series before `cut`, grouped by block range.
     fn snapshot_before(
         &self,
@@ -194,16 +221,45 @@ impl Head {
                 by_range.insert(range, chunks);
             }
         }
+        // Blocks keep larger chunks than the head: fewer chunk headers and
+        // index entries per sample. Re-encode a range's chunks when they can
+        // be joined.
+        for chunks in by_range.values_mut() {
+            if chunks.len() > 1 {
+                let samples: usize = chunks
+                    .iter()
+                    .map(|c| {
+                        crate::chunkenc::Header::parse(&c.data)
+                            .map_or(0, |h| h.num_samples as usize)
+                    })
+                    .sum();
+                if samples.div_ceil(self.opts.block_chunk_samples.max(1) as usize) < chunks.len() {
+                    let mut all = BTreeMap::new();
+                    for c in chunks.iter() {
+                        let mut it = ChunkIter::new(c.data.as_slice());
+                        while it.next() {
+                            let (t, v) = it.at();
+                            all.insert(t, v);
+                        }
+                    }
+                    *chunks = self.encode_chunks_of(all, self.opts.block_chunk_samples);
+                }
+            }
+        }
         Ok(by_range)
     }
 
     fn encode_chunks(&self, samples: BTreeMap<i64, f64>) -> Vec<ChunkMeta> {
+        self.encode_chunks_of(samples, self.opts.block_chunk_samples)
+    }
+
+    fn encode_chunks_of(&self, samples: BTreeMap<i64, f64>, per_chunk: u16) -> Vec<ChunkMeta> {
         let mut out = Vec::new();
         let mut enc: Option<(ChunkEncoder, i64, i64)> = None;
         for (t, v) in samples {
             if enc
                 .as_ref()
-                .is_some_and(|e| e.0.num_samples() >= self.cut.max_samples)
+                .is_some_and(|e| e.0.num_samples() >= per_chunk.max(1))
             {
                 let (e, mint, maxt) = enc.take().expect("checked");
                 out.push(ChunkMeta {
