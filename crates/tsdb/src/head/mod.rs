@@ -134,7 +134,58 @@ pub struct HeadStats {
 }
 
 type SeriesHandle = Arc<SeriesEntry>;
-type HashStripe = RwLock<HashMap<u64, Vec<SeriesHandle>>>;
+type HashStripe = RwLock<HashIndex>;
+
+/// Series by label hash. Nearly every hash names one series, so the common
+/// case holds the handle directly; the rare collisions go to a side map.
+#[derive(Debug, Default)]
+struct HashIndex {
+    first: HashMap<u64, SeriesHandle>,
+    collisions: HashMap<u64, Vec<SeriesHandle>>,
+}
+
+impl HashIndex {
+    fn get(&self, hash: u64, labels: &Labels) -> Option<&SeriesHandle> {
+        let first = self.first.get(&hash)?;
+        if first.labels == *labels {
+            return Some(first);
+        }
+        self.collisions
+            .get(&hash)?
+            .iter()
+            .find(|s| s.labels == *labels)
+    }
+
+    fn insert(&mut self, hash: u64, handle: SeriesHandle) {
+        match self.first.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(handle);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(handle);
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: u64, sref: u64) {
+        if self.first.get(&hash).is_some_and(|s| s.sref == sref) {
+            self.first.remove(&hash);
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.first.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|s| s.sref != sref);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
+    }
+}
 
 /// The head. See the [module docs](self).
 #[derive(Debug)]
@@ -186,7 +237,9 @@ impl Head {
             },
             opts,
             by_ref: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
-            by_hash: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_hash: (0..STRIPES)
+                .map(|_| RwLock::new(HashIndex::default()))
+                .collect(),
             index: PostingsIndex::default(),
             next_ref: AtomicU64::new(1),
             num_series: AtomicU64::new(0),
@@ -274,11 +327,9 @@ impl Head {
     }
 
     pub(crate) fn series_by_labels(&self, labels: &Labels, hash: u64) -> Option<SeriesHandle> {
-        let stripe = self.by_hash[Self::stripe(hash)].read();
-        stripe
-            .get(&hash)?
-            .iter()
-            .find(|s| s.labels == *labels)
+        self.by_hash[Self::stripe(hash)]
+            .read()
+            .get(hash, labels)
             .cloned()
     }
 
@@ -327,13 +378,12 @@ impl Head {
         }
         self.check_limits(labels)?;
         let mut stripe = self.by_hash[Self::stripe(hash)].write();
-        let bucket = stripe.entry(hash).or_default();
-        if let Some(s) = bucket.iter().find(|s| s.labels == *labels) {
+        if let Some(s) = stripe.get(hash, labels) {
             return Ok((s.clone(), false));
         }
         let sref = self.next_ref.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(SeriesEntry::new(sref, labels.clone()));
-        bucket.push(handle.clone());
+        stripe.insert(hash, handle.clone());
         drop(stripe);
         self.insert_by_ref(sref, labels, handle.clone());
         Ok((handle, true))
@@ -344,12 +394,11 @@ impl Head {
     pub(crate) fn create_with_ref(&self, sref: u64, labels: &Labels) -> SeriesHandle {
         let hash = labels.stable_hash();
         let mut stripe = self.by_hash[Self::stripe(hash)].write();
-        let bucket = stripe.entry(hash).or_default();
-        if let Some(s) = bucket.iter().find(|s| s.labels == *labels) {
+        if let Some(s) = stripe.get(hash, labels) {
             return s.clone();
         }
         let handle = Arc::new(SeriesEntry::new(sref, labels.clone()));
-        bucket.push(handle.clone());
+        stripe.insert(hash, handle.clone());
         drop(stripe);
         self.next_ref.fetch_max(sref + 1, Ordering::Relaxed);
         self.insert_by_ref(sref, labels, handle.clone());

@@ -299,7 +299,7 @@ impl Head {
                     .filter(|c| c.maxt >= cut)
                     .copied()
                     .collect();
-                s.mmapped = keep;
+                s.mmapped = keep.into_boxed_slice();
                 if s.open.is_some() && s.max_t < cut {
                     s.open = None;
                 }
@@ -353,15 +353,7 @@ impl Head {
         }
         for (sref, labels) in gone {
             let hash = labels.stable_hash();
-            {
-                let mut by_hash = self.by_hash[Self::stripe(hash)].write();
-                if let Some(bucket) = by_hash.get_mut(&hash) {
-                    bucket.retain(|s| s.sref != *sref);
-                    if bucket.is_empty() {
-                        by_hash.remove(&hash);
-                    }
-                }
-            }
+            self.by_hash[Self::stripe(hash)].write().remove(hash, *sref);
             self.by_ref[Self::stripe(*sref)].write().remove(sref);
         }
         self.index.remove(gone);

@@ -295,7 +295,7 @@ fn attach_mmapped(head: &Head, handle: &SeriesHandle, chunks: Vec<MmappedChunk>)
     if let (Some(first), Some(lastc)) = (chunks.first(), chunks.last()) {
         head.update_time_range(first.mint, lastc.maxt);
     }
-    s.mmapped = chunks;
+    s.mmapped = chunks.into_boxed_slice();
 }
 
 /// A replay worker: appends the samples of its share of series. Returns the

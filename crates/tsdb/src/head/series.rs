@@ -60,7 +60,9 @@ impl SeriesEntry {
 #[derive(Debug)]
 pub(crate) struct MemSeries {
     /// Completed chunks, in time order.
-    pub(crate) mmapped: Vec<MmappedChunk>,
+    /// A boxed slice, not a `Vec`: it grows once per completed chunk, so an
+    /// exact allocation costs nothing and saves the `Vec`'s spare capacity.
+    pub(crate) mmapped: Box<[MmappedChunk]>,
     pub(crate) open: Option<OpenChunk>,
     /// Newest committed in-order timestamp, `i64::MIN` when none.
     pub(crate) max_t: i64,
@@ -84,7 +86,7 @@ pub(crate) struct MemSeries {
 impl MemSeries {
     pub(crate) fn new() -> Self {
         MemSeries {
-            mmapped: Vec::new(),
+            mmapped: Box::default(),
             open: None,
             max_t: i64::MIN,
             last_v: 0.0,
@@ -211,13 +213,16 @@ impl MemSeries {
     }
 
     pub(crate) fn push_mmapped(&mut self, c: MmappedChunk) {
-        self.mmapped.push(c);
+        let mut v = std::mem::take(&mut self.mmapped).into_vec();
+        v.reserve_exact(1);
+        v.push(c);
+        self.mmapped = v.into_boxed_slice();
     }
 
     /// Approximate heap bytes held by the state (chunk lists, the open
     /// chunk and out-of-order samples), for the memory accounting.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.mmapped.capacity() * std::mem::size_of::<MmappedChunk>()
+        std::mem::size_of_val(&*self.mmapped)
             + self.open.as_ref().map_or(0, |o| o.enc.len_bytes())
             + self.ooo.as_ref().map_or(0, |o| o.capacity() * 16)
             + self.deleted.as_ref().map_or(0, |d| d.capacity() * 16)

@@ -395,3 +395,42 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+#[test]
+fn series_struct_sizes_stay_small() {
+    // Per-series memory is a target (<= 1 KiB in total); these structs are
+    // part of it. Growing them should be a deliberate choice.
+    let entry = std::mem::size_of::<super::series::SeriesEntry>();
+    let state = std::mem::size_of::<super::series::MemSeries>();
+    println!(
+        "SeriesEntry {entry} B, MemSeries {state} B, ChunkEncoder {} B, OpenChunk {} B",
+        std::mem::size_of::<crate::chunkenc::ChunkEncoder>(),
+        std::mem::size_of::<super::series::OpenChunk>()
+    );
+    assert!(entry <= 288, "SeriesEntry is {entry} bytes");
+}
+
+#[test]
+fn hash_collisions_keep_series_apart() {
+    use super::series::SeriesEntry;
+    use std::sync::Arc;
+    let mut idx = super::HashIndex::default();
+    let a = Arc::new(SeriesEntry::new(1, labels!("a" => "1")));
+    let b = Arc::new(SeriesEntry::new(2, labels!("b" => "2")));
+    let c = Arc::new(SeriesEntry::new(3, labels!("c" => "3")));
+    // Pretend all three share one hash.
+    idx.insert(7, a.clone());
+    idx.insert(7, b.clone());
+    idx.insert(7, c.clone());
+    assert_eq!(idx.get(7, &labels!("b" => "2")).map(|s| s.sref), Some(2));
+    assert_eq!(idx.get(7, &labels!("c" => "3")).map(|s| s.sref), Some(3));
+    assert!(idx.get(7, &labels!("d" => "4")).is_none());
+    idx.remove(7, 1);
+    assert_eq!(idx.get(7, &labels!("b" => "2")).map(|s| s.sref), Some(2));
+    assert_eq!(idx.get(7, &labels!("c" => "3")).map(|s| s.sref), Some(3));
+    assert!(idx.get(7, &labels!("a" => "1")).is_none());
+    idx.remove(7, 3);
+    idx.remove(7, 2);
+    assert!(idx.get(7, &labels!("b" => "2")).is_none());
+    assert!(idx.first.is_empty() && idx.collisions.is_empty());
+}
