@@ -174,6 +174,11 @@ impl Db {
         &self.stats
     }
 
+    /// The open blocks, oldest first.
+    pub fn open_blocks(&self) -> Vec<Arc<Block>> {
+        self.blocks.read().clone()
+    }
+
     /// The metadata of the open blocks, oldest first.
     pub fn blocks(&self) -> Vec<BlockMeta> {
         self.blocks.read().iter().map(|b| b.meta()).collect()

@@ -8,12 +8,14 @@
 //! The storage engine is a blocking library: call it from async code
 //! through `spawn_blocking` or a dedicated thread.
 
+pub mod analyze;
 pub mod block;
 pub mod chunkenc;
 pub mod chunks_head;
 pub mod db;
 pub mod error;
 pub mod head;
+mod metrics;
 pub mod mmap;
 pub mod querier;
 pub mod record;

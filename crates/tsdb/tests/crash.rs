@@ -139,7 +139,12 @@ fn check_consistent(db: &Db) -> i64 {
     max - 1
 }
 
+/// The two policies run one after the other: a child forked by one test
+/// would otherwise share, until it execs, the other test's open lock file.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run(policy: &str, iterations: u32) {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15 ^ u64::from(iterations);

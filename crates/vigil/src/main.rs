@@ -52,8 +52,11 @@ enum CheckCommand {
 enum TsdbCommand {
     /// Print blocks, series, samples, bytes per sample and cardinality.
     Analyze {
-        /// The data directory.
+        /// The data directory (stop vigil first, or analyze a snapshot).
         dir: PathBuf,
+        /// How many items to list in each cardinality table.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
     },
 }
 
@@ -75,7 +78,16 @@ fn main() -> ExitCode {
             what: CheckCommand::Rules { .. },
         } => not_available("check rules", 7),
         Command::Tsdb {
-            what: TsdbCommand::Analyze { .. },
-        } => not_available("tsdb analyze", 3),
+            what: TsdbCommand::Analyze { dir, limit },
+        } => match vigil_tsdb::analyze::analyze(&dir, limit) {
+            Ok(report) => {
+                print!("{report}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vigil: tsdb analyze {}: {e}", dir.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -66,7 +66,7 @@ const POW10: [f64; MAX_SCALE + 1] = [
 ];
 /// After a value that is no short decimal, XOR mode waits this many samples
 /// before it searches all scales again (the search costs ~16 divisions).
-const SEARCH_COOLDOWN: u8 = 16;
+const SEARCH_COOLDOWN: u8 = 32;
 
 // Escape kinds for values in decimal mode (2 bits after the escape prefix).
 const ESC_BIG: u64 = 0;
@@ -361,8 +361,14 @@ impl State {
     #[inline(always)]
     fn write_xor(&mut self, w: &mut BitWriter, x: u64, reuse: (u64, u32), new: (u64, u32)) {
         if self.xor_choice(x, reuse.1, new.1).1 {
-            w.write(reuse.0, reuse.1);
-            w.write_long(x >> self.trail, 64 - self.lead - self.trail);
+            let sig = 64 - self.lead - self.trail;
+            let bits = x >> self.trail;
+            if reuse.1 + sig <= 56 {
+                w.write((reuse.0 << sig) | bits, reuse.1 + sig);
+            } else {
+                w.write(reuse.0, reuse.1);
+                w.write_long(bits, sig);
+            }
         } else {
             let lead = x.leading_zeros().min(31);
             let trail = x.trailing_zeros();
@@ -410,6 +416,9 @@ pub(crate) struct Encoder {
     s: State,
     /// Samples to wait before the next full decimal scale search.
     cooldown: u8,
+    /// The chunk had decimal values, so `s.scale` is worth checking first
+    /// in XOR mode (a decimal series interrupted by a NaN, say).
+    had_decimal: bool,
 }
 
 impl Encoder {
@@ -417,6 +426,7 @@ impl Encoder {
         Encoder {
             s: State::new(),
             cooldown: 0,
+            had_decimal: false,
         }
     }
 
@@ -493,6 +503,7 @@ impl Encoder {
                     w.write((1 << 4) | scale as u64, 5);
                     write_varlen(w, zigzag(n));
                     s.enter_decimal(scale, n);
+                    self.had_decimal = true;
                 } else {
                     w.write_bit(false);
                     w.write_long(v.to_bits(), 64);
@@ -623,7 +634,12 @@ impl Encoder {
             return;
         }
         let x = bits ^ s.vbits;
-        let found = match decimal_at(v, s.scale) {
+        let at_scale = if self.had_decimal {
+            decimal_at(v, s.scale)
+        } else {
+            None
+        };
+        let found = match at_scale {
             Some(n) => Some((s.scale, n)),
             None if self.cooldown == 0 => {
                 let f = find_scale(v);
@@ -645,6 +661,7 @@ impl Encoder {
                 w.write(scale as u64, 4);
                 write_varlen(w, zigzag(n));
                 s.enter_decimal(scale, n);
+                self.had_decimal = true;
             }
             _ => s.write_xor(w, x, (0b10, 2), (0b11, 2)),
         }

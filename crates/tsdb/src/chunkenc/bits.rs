@@ -99,9 +99,9 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `v` for any `0 <= n <= 64`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_long(&mut self, v: u64, n: u32) {
-        if n > 32 {
+        if n > 56 {
             self.write(v >> 32, n - 32);
             self.write(v, 32);
         } else if n > 0 {

@@ -262,6 +262,30 @@ impl Head {
         &self.opts
     }
 
+    /// The number of samples in the head (read from chunk headers; costs a
+    /// pass over all series).
+    pub fn num_samples(&self) -> u64 {
+        let mut n = 0u64;
+        for stripe in self.by_ref.iter() {
+            for h in stripe.read().values() {
+                let s = h.state.lock();
+                for c in s.mmapped.iter() {
+                    if let Ok(b) = self.chunks.chunk(c.disk_ref) {
+                        if let Ok(hd) = crate::chunkenc::Header::parse(&b) {
+                            n += u64::from(hd.num_samples);
+                        }
+                    }
+                }
+                n += s
+                    .open
+                    .as_ref()
+                    .map_or(0, |o| u64::from(o.enc.num_samples()));
+                n += s.ooo.as_ref().map_or(0, |o| o.len() as u64);
+            }
+        }
+        n
+    }
+
     /// The head's counters.
     pub fn stats(&self) -> &HeadStats {
         &self.stats
