@@ -26,7 +26,7 @@ fn bench_append(c: &mut Criterion) {
     let labels: Vec<Labels> = (0..SERIES).map(series_labels).collect();
     let mut refs: Vec<Option<SeriesRef>> = vec![None; SERIES];
     let mut t: i64 = 1_700_000_000_000;
-    let mut round = |refs: &mut Vec<Option<SeriesRef>>, t: i64| {
+    let round = |refs: &mut Vec<Option<SeriesRef>>, t: i64| {
         for (chunk_i, chunk) in labels.chunks(BATCH).enumerate() {
             let mut app = head.appender();
             for (j, l) in chunk.iter().enumerate() {

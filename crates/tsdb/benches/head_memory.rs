@@ -48,7 +48,7 @@ fn main() {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
-                let v = if i % 3 == 0 {
+                let v = if i.is_multiple_of(3) {
                     ((t - 1_700_000_000_000) / 1000) as f64 * 0.37 + i as f64 // counter
                 } else {
                     ((state >> 40) % 10_000) as f64 / 100.0 // gauge, 2 decimals

@@ -89,8 +89,11 @@ impl<'a> Pb<'a> {
     }
 }
 
+/// One decoded remote-write request: each series with its samples.
+type Request = Vec<(Labels, Vec<(i64, f64)>)>;
+
 /// Decodes a WriteRequest into (labels, samples) pairs.
-fn decode_write_request(body: &[u8], out: &mut Vec<(Labels, Vec<(i64, f64)>)>) {
+fn decode_write_request(body: &[u8], out: &mut Request) {
     let mut p = Pb { b: body, pos: 0 };
     let mut builder = LabelsBuilder::new();
     while !p.done() {
@@ -181,7 +184,7 @@ fn main() {
     };
     windows.sort();
     // Decode everything first so that decoding is not timed.
-    let mut requests: Vec<Vec<(Labels, Vec<(i64, f64)>)>> = Vec::new();
+    let mut requests: Vec<Request> = Vec::new();
     let mut decoder = snap::raw::Decoder::new();
     let mut total_samples = 0u64;
     for w in &windows {
