@@ -183,6 +183,9 @@ fn main() {
         }
     };
     windows.sort();
+    if let Some(n) = std::env::var("PEERBENCH_MAX_WINDOWS").ok().and_then(|s| s.parse().ok()) {
+        windows.truncate(n);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let db_dir = tmp.path().join("data");
     let rss_before = rss_bytes();
@@ -285,7 +288,13 @@ fn main() {
     let wal = dir_bytes(&db_dir.join("wal"), &|_| true);
     println!("wal: {:.1} MiB", wal as f64 / 1048576.0);
     drop(db);
-    // WAL replay.
+    // Start-up replay (head chunk files and WAL), timed over three opens.
+    for _ in 0..2 {
+        let t0 = Instant::now();
+        let db = Db::open(&db_dir, opts.clone()).unwrap();
+        println!("replay: open took {:.2} s", t0.elapsed().as_secs_f64());
+        drop(db);
+    }
     let t0 = Instant::now();
     let db = Db::open(&db_dir, opts).unwrap();
     println!(
