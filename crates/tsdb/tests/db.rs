@@ -324,3 +324,65 @@ proptest! {
         prop_assert_eq!(read(&db, i64::MIN, i64::MAX), model);
     }
 }
+
+/// Maintenance (head persistence, compaction, WAL checkpoint) runs while
+/// another thread keeps appending: every committed sample is readable
+/// afterwards, and appends are not held up for the whole maintenance.
+#[test]
+fn appends_continue_during_maintenance() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(0);
+    o.head.wal_sync = SyncPolicy::interval(Duration::from_millis(100));
+    let db = Arc::new(Db::open(dir.path(), o).unwrap());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let labels: Vec<Labels> = (0..20).map(series).collect();
+            let mut t = 0i64;
+            let mut longest = Duration::ZERO;
+            while !stop.load(Ordering::Relaxed) || t < 20_000 {
+                let started = Instant::now();
+                let mut app = db.appender();
+                for (i, l) in labels.iter().enumerate() {
+                    app.append(None, l, t, Value::Float((t + i as i64) as f64))
+                        .unwrap();
+                }
+                app.commit().unwrap();
+                longest = longest.max(started.elapsed());
+                t += 10;
+            }
+            (t, longest)
+        })
+    };
+    let mut rounds = 0;
+    while !writer.is_finished() {
+        db.maintain().unwrap();
+        rounds += 1;
+        if rounds == 50 {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let (end, longest) = writer.join().unwrap();
+    db.maintain().unwrap();
+    assert!(!db.blocks().is_empty());
+    let got = read(&db, i64::MIN, i64::MAX);
+    for i in 0..20usize {
+        let m = &got[&series(i)];
+        assert_eq!(m.len() as i64, end / 10, "series {i} lost samples");
+        for (t, v) in m {
+            assert_eq!(f64::from_bits(*v), (*t + i as i64) as f64);
+        }
+    }
+    // A commit never waited for a whole maintenance round to finish; allow
+    // generous slack for a loaded CI machine.
+    assert!(
+        longest < Duration::from_secs(2),
+        "longest commit took {longest:?}"
+    );
+}
