@@ -53,8 +53,15 @@ impl Evaluator<'_> {
             None => None,
             Some(p) => Some(self.eval(p)?),
         };
-        let input = self.eval_vector(&a.expr)?;
+        let mut input = self.eval_vector(&a.expr)?;
         let n = self.n_steps();
+        // Grouping by `__name__` sees names that delayed removal has dropped
+        // as gone.
+        if let Some(LabelModifier::Include(l)) = &a.modifier {
+            if l.labels.iter().any(|n| n == METRIC_NAME) && input.iter().any(|s| s.drop_name) {
+                input = self.finish_names(input)?;
+            }
+        }
         // Group key per series.
         let (include, names): (bool, Vec<&str>) = match &a.modifier {
             None => (true, Vec::new()),
@@ -194,7 +201,7 @@ impl Evaluator<'_> {
                         let mut acc = Acc::new(f);
                         if op == tok::T_STDDEV || op == tok::T_STDVAR {
                             acc.value = 0.0;
-                            acc.incremental = f.is_nan();
+                            acc.incremental = !f.is_finite();
                         }
                         *slot = Some(acc);
                     }
@@ -214,8 +221,8 @@ impl Evaluator<'_> {
                                 acc.value = f;
                             }
                             x if x == tok::T_STDDEV || x == tok::T_STDVAR => {
-                                if f.is_nan() {
-                                    acc.incremental = true; // marks "saw a NaN"
+                                if !f.is_finite() {
+                                    acc.incremental = true; // marks "saw NaN or Inf"
                                 }
                                 let delta = f - acc.mean;
                                 acc.mean += delta / acc.count;
@@ -244,7 +251,7 @@ impl Evaluator<'_> {
                     x if x == tok::T_COUNT => acc.count,
                     x if x == tok::T_GROUP => 1.0,
                     x if x == tok::T_MAX || x == tok::T_MIN => acc.value,
-                    // `incremental` marks a NaN among the inputs here.
+                    // `incremental` marks a NaN or infinity among the inputs here.
                     x if x == tok::T_STDVAR && acc.incremental => f64::NAN,
                     x if x == tok::T_STDDEV && acc.incremental => f64::NAN,
                     x if x == tok::T_STDVAR => acc.value / acc.count,

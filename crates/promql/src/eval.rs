@@ -271,7 +271,9 @@ impl<'a> Evaluator<'a> {
             out.push(s);
         }
         if any_dropped {
-            check_duplicates(&out)?;
+            // Series that differ only by the dropped name become one, unless
+            // they have values at the same step.
+            return crate::functions::merge_same_labels(out);
         }
         Ok(out)
     }

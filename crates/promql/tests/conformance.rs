@@ -17,6 +17,16 @@
 //!     (`X_bucket`/`X_count`/`X_sum` → `X` without `le`). Histogram values
 //!     are not loaded; the float samples of such series are;
 //!   - every eval of `start_timestamps.test` and `type_and_unit.test`.
+//!
+//!   The histogram rule is per eval and errs on the side of "unsupported":
+//!   an `info()` call counts as reading any histogram series named `*_info`.
+//!   (The tag table `tools/evals-tagged-latest.tsv` is not used: it is tied
+//!   to one copy of the suite, does not cover our scripts, and misses evals
+//!   such as `max({job="api-server"})` that select histogram series.)
+//! * FAIL: anything else that does not meet the expectations, including a
+//!   malformed eval body, an engine panic (caught), and every eval after a
+//!   failed `load` (which aborts the rest of the file, as in Prometheus). A
+//!   file-level error (unknown command) counts as one failure at its line.
 //! * FAIL-KNOWN: a failing eval listed in `testdata/known-failures.txt`.
 //!
 //! Annotations and error messages: vigil does not track `(line:col)`
@@ -25,6 +35,11 @@
 //! `regex:` matches when it matches our text as is, or, with a trailing
 //! escaped position pattern such as ` \([0-9]+:[0-9]+\)` removed from the
 //! pattern, matches our text.
+//!
+//! The `@` re-check (FORMAT.md §5.3) sets `@ <t>` on every selector and
+//! subquery that has no `@ <time>`; like the Go harness (whose `Timestamp`
+//! field is nil for them) it also replaces `@ start()`/`@ end()`, and never
+//! descends into subqueries.
 //!
 //! Environment:
 //! * `VIGIL_PROMQL_TESTDATA`: the shared script directory.

@@ -239,13 +239,9 @@ impl Evaluator<'_> {
                 return Ok(Val::Vector(v));
             }
             "histogram_quantile" => return self.histogram_quantile(&args),
-            "histogram_count"
-            | "histogram_sum"
-            | "histogram_avg"
-            | "histogram_fraction"
-            | "histogram_stddev"
-            | "histogram_stdvar"
-            | "histogram_quantiles" => {
+            "histogram_fraction" => return self.histogram_fraction(&args),
+            "histogram_quantiles" => return self.histogram_quantiles(&args),
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
                 // Native histograms only: float series yield nothing.
                 for a in &args {
                     let _ = self.eval(a)?;
@@ -522,51 +518,77 @@ impl Evaluator<'_> {
         Ok(Val::Vector(merge_same_labels(out)?))
     }
 
-    fn histogram_quantile(&mut self, args: &[&Expr]) -> EResult<Val> {
-        let q = self.eval_scalar(arg(args, 0)?)?;
-        let v = self.eval_vector(arg(args, 1)?)?;
+    /// Groups classic-histogram bucket series by their labels without `le`
+    /// (name included, so two histograms never mix), per step.
+    #[allow(clippy::type_complexity)]
+    fn classic_buckets(&mut self, v: &[VSeries]) -> Vec<(Labels, Vec<Vec<(f64, f64)>>)> {
         let n = self.n_steps();
-        // Group the buckets by their labels without `le` (and name).
-        let mut groups: HashMap<Labels, Vec<Vec<(f64, f64)>>> = HashMap::new();
-        for s in &v {
-            let Some(le) = s.labels.get("le") else {
-                continue;
-            };
-            let upper: f64 = match parse_go_float(le) {
+        let mut groups: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<(Labels, Vec<Vec<(f64, f64)>>)> = Vec::new();
+        for s in v {
+            let le = s.labels.get_or_empty("le");
+            let upper = match parse_go_float(le).filter(|_| !le.is_empty()) {
                 Some(u) => u,
                 None => {
                     self.annotations.warn(format!(
-                        "bucket label \"le\" is missing or has a malformed value of {le:?}"
+                        "bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {:?}",
+                        s.labels.get_or_empty(METRIC_NAME)
                     ));
                     continue;
                 }
             };
-            let key = s.labels.drop_names(&["le", METRIC_NAME]);
-            let e = groups.entry(key).or_insert_with(|| vec![Vec::new(); n]);
+            let key = s.labels.drop_names(&["le"]);
+            let idx = *groups.entry(key.clone()).or_insert_with(|| {
+                out.push((key, vec![Vec::new(); n]));
+                out.len() - 1
+            });
             for p in &s.points {
-                e[self.step_index(p.t)].push((upper, p.v));
+                out[idx].1[self.step_index(p.t)].push((upper, p.v));
             }
         }
+        out
+    }
+
+    fn warn_quantiles(&mut self, qs: &[f64]) {
+        for &q in qs {
+            if !(0.0..=1.0).contains(&q) {
+                self.annotations.warn(format!(
+                    "quantile value should be between 0 and 1, got {}",
+                    range::go_format_g(q)
+                ));
+            }
+        }
+    }
+
+    /// Output series of a classic-histogram function: labels without the
+    /// metric name (delayed or now), duplicates rejected.
+    fn histogram_output(&self, out: Vec<VSeries>) -> EResult<Val> {
+        let mut res = Vec::with_capacity(out.len());
+        for mut s in out {
+            self.drop_name(&mut s);
+            res.push(s);
+        }
+        if !self.opts.enable_delayed_name_removal {
+            crate::eval::check_duplicates(&res)?;
+        }
+        Ok(Val::Vector(res))
+    }
+
+    fn histogram_quantile(&mut self, args: &[&Expr]) -> EResult<Val> {
+        let q = self.eval_scalar(arg(args, 0)?)?;
+        self.warn_quantiles(&q);
+        let v = self.eval_vector(arg(args, 1)?)?;
+        let groups = self.classic_buckets(&v);
         let mut out = Vec::new();
+        let mut forced = false;
         for (labels, per_step) in groups {
             let mut points = Vec::new();
             for (i, mut buckets) in per_step.into_iter().enumerate() {
                 if buckets.is_empty() {
                     continue;
                 }
-                let qv = q[i];
-                if !(0.0..=1.0).contains(&qv) {
-                    self.annotations.warn(format!(
-                        "quantile value should be between 0 and 1, got {}",
-                        format_go_float(qv)
-                    ));
-                }
-                let (v, monotonic_fixed) = bucket_quantile(qv, &mut buckets);
-                if monotonic_fixed {
-                    self.annotations.info(
-                        "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string(),
-                    );
-                }
+                let (v, f) = bucket_quantile(q[i], &mut buckets);
+                forced |= f;
                 points.push(Point {
                     t: self.step_time(i),
                     v,
@@ -580,8 +602,149 @@ impl Evaluator<'_> {
                 });
             }
         }
-        Ok(Val::Vector(out))
+        if forced {
+            self.monotonicity_info();
+        }
+        self.histogram_output(out)
     }
+
+    fn monotonicity_info(&mut self) {
+        self.annotations.info(
+            "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)",
+        );
+    }
+
+    fn histogram_quantiles(&mut self, args: &[&Expr]) -> EResult<Val> {
+        let v = self.eval_vector(arg(args, 0)?)?;
+        let label = self.string_arg(args, 1)?;
+        let mut qs = Vec::new();
+        for a in args.iter().skip(2) {
+            qs.push(self.eval_scalar(a)?);
+        }
+        for q in &qs {
+            self.warn_quantiles(q);
+        }
+        if v.iter().any(|s| s.labels.has(&label)) {
+            return Err(QueryError::Execution(format!(
+                "label {label:?} already exists in the input of histogram_quantiles"
+            )));
+        }
+        let groups = self.classic_buckets(&v);
+        let mut out = Vec::new();
+        let mut forced = false;
+        for (labels, per_step) in groups {
+            for q in &qs {
+                let mut points = Vec::new();
+                let mut value_label = None;
+                for (i, buckets) in per_step.iter().enumerate() {
+                    if buckets.is_empty() {
+                        continue;
+                    }
+                    let mut b = buckets.clone();
+                    let (v, f) = bucket_quantile(q[i], &mut b);
+                    forced |= f;
+                    value_label.get_or_insert_with(|| format_openmetrics_float(q[i]));
+                    points.push(Point {
+                        t: self.step_time(i),
+                        v,
+                    });
+                }
+                if let Some(lv) = value_label {
+                    let mut bld = LabelsBuilder::from_labels(&labels);
+                    bld.set(&label, &lv);
+                    out.push(VSeries {
+                        labels: bld.build(),
+                        points,
+                        drop_name: false,
+                    });
+                }
+            }
+        }
+        if forced {
+            self.monotonicity_info();
+        }
+        self.histogram_output(out)
+    }
+
+    fn histogram_fraction(&mut self, args: &[&Expr]) -> EResult<Val> {
+        let lower = self.eval_scalar(arg(args, 0)?)?;
+        let upper = self.eval_scalar(arg(args, 1)?)?;
+        let v = self.eval_vector(arg(args, 2)?)?;
+        let groups = self.classic_buckets(&v);
+        let mut out = Vec::new();
+        for (labels, per_step) in groups {
+            let mut points = Vec::new();
+            for (i, mut buckets) in per_step.into_iter().enumerate() {
+                if buckets.is_empty() {
+                    continue;
+                }
+                points.push(Point {
+                    t: self.step_time(i),
+                    v: bucket_fraction(lower[i], upper[i], &mut buckets),
+                });
+            }
+            if !points.is_empty() {
+                out.push(VSeries {
+                    labels,
+                    points,
+                    drop_name: false,
+                });
+            }
+        }
+        self.histogram_output(out)
+    }
+}
+
+/// Formats a float as OpenMetrics does: integers get a `.0`.
+fn format_openmetrics_float(f: f64) -> String {
+    let s = format_go_float(f);
+    if f.is_finite() && !s.contains(['.', 'e', 'E']) {
+        format!("{s}.0")
+    } else {
+        s
+    }
+}
+
+/// Sorts classic buckets, merges equal bounds and repairs counts: tiny
+/// decreases from floating-point error are flattened silently, real ones
+/// are forced monotonic and reported. Returns `None` without a `+Inf`
+/// bucket.
+fn prepare_buckets(buckets: &mut [(f64, f64)]) -> Option<(Vec<(f64, f64)>, bool)> {
+    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+    if buckets.last().map(|x| x.0) != Some(f64::INFINITY) {
+        return None;
+    }
+    let mut b: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(u, c) in buckets.iter() {
+        match b.last_mut() {
+            Some(last) if last.0 == u => last.1 += c,
+            _ => b.push((u, c)),
+        }
+    }
+    // Precision errors (relative 1e-12) are flattened.
+    let mut prev = b[0].1;
+    for x in b.iter_mut().skip(1) {
+        let delta = (x.1 - prev).abs();
+        if delta == 0.0 {
+            continue;
+        }
+        if delta / x.1 <= 1e-12 {
+            x.1 = prev;
+        } else {
+            prev = x.1;
+        }
+    }
+    let mut forced = false;
+    let mut max = b[0].1;
+    for x in b.iter_mut().skip(1) {
+        if x.1 > max {
+            max = x.1;
+        } else if x.1 < max {
+            x.1 = max;
+            forced = true;
+        }
+    }
+    Some((b, forced))
 }
 
 /// Prometheus's `bucketQuantile` over classic buckets (upper bound,
@@ -597,64 +760,102 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
     if q > 1.0 {
         return (f64::INFINITY, false);
     }
-    buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    // Merge buckets with the same upper bound.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for &(u, c) in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == u => last.1 += c,
-            _ => merged.push((u, c)),
-        }
-    }
-    let b = merged;
-    if b.last().map(|x| x.0) != Some(f64::INFINITY) {
+    let Some((b, forced)) = prepare_buckets(buckets) else {
         return (f64::NAN, false);
-    }
+    };
     if b.len() < 2 {
         return (f64::NAN, false);
     }
-    // Make counts monotonic.
-    let mut fixed = false;
-    let mut counts: Vec<f64> = b.iter().map(|x| x.1).collect();
-    let mut max = f64::NEG_INFINITY;
-    for c in counts.iter_mut() {
-        if *c < max {
-            // Only a meaningful decrease counts (Prometheus tolerates tiny
-            // floating-point noise).
-            if max - *c > 1e-12 * max.abs() {
-                fixed = true;
-            }
-            *c = max;
-        } else {
-            max = *c;
-        }
-    }
-    let observations = counts[counts.len() - 1];
+    let observations = b[b.len() - 1].1;
     if observations == 0.0 {
-        return (f64::NAN, fixed);
+        return (f64::NAN, false);
     }
     let rank = q * observations;
-    let idx = counts.partition_point(|c| *c < rank);
-    if idx == counts.len() - 1 {
-        return (b[b.len() - 2].0, fixed);
+    let idx = b[..b.len() - 1].partition_point(|x| x.1 < rank);
+    if idx == b.len() - 1 {
+        return (b[b.len() - 2].0, forced);
     }
     if idx == 0 && b[0].0 <= 0.0 {
-        return (b[0].0, fixed);
+        return (b[0].0, forced);
     }
-    let (mut bucket_start, mut bucket_end, mut count, mut rank) =
-        (0.0, b[idx].0, counts[idx], rank);
+    let (mut start, end, mut count, mut rank) = (0.0, b[idx].0, b[idx].1, rank);
     if idx > 0 {
-        bucket_start = b[idx - 1].0;
-        count -= counts[idx - 1];
-        rank -= counts[idx - 1];
+        start = b[idx - 1].0;
+        count -= b[idx - 1].1;
+        rank -= b[idx - 1].1;
     }
-    if bucket_end == f64::INFINITY {
-        bucket_end = bucket_start;
+    (start + (end - start) * (rank / count), forced)
+}
+
+/// The fraction of observations between `lower` and `upper` in classic
+/// buckets, interpolating linearly inside a bucket (a first bucket with a
+/// positive upper bound starts at 0), as Prometheus's `BucketFraction`.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    let Some((b, _)) = prepare_buckets(buckets) else {
+        return f64::NAN;
+    };
+    let total = b[b.len() - 1].1;
+    if total == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
     }
-    (
-        bucket_start + (bucket_end - bucket_start) * (rank / count),
-        fixed,
-    )
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, &(ub, cum)) in b.iter().enumerate() {
+        let lb = if i == 0 {
+            if ub > 0.0 {
+                0.0
+            } else {
+                f64::NEG_INFINITY
+            }
+        } else {
+            b[i - 1].0
+        };
+        let count = if i == 0 { cum } else { cum - b[i - 1].1 };
+        let interp = |x: f64| -> f64 {
+            if ub.is_infinite() {
+                // Nothing is known inside the +Inf bucket: its mass sits at
+                // its lower edge.
+                rank
+            } else if lb.is_infinite() {
+                rank + count
+            } else {
+                rank + count * (x - lb) / (ub - lb)
+            }
+        };
+        if !lower_set && lb >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lb >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lb < lower && ub > lower {
+            lower_rank = interp(lower);
+            lower_set = true;
+        }
+        if !upper_set && lb < upper && ub > upper {
+            upper_rank = interp(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += count;
+    }
+    if !lower_set || lower_rank > total {
+        lower_rank = total;
+    }
+    if !upper_set || upper_rank > total {
+        upper_rank = total;
+    }
+    (upper_rank - lower_rank) / total
 }
 
 /// Parses a float as Go's `strconv.ParseFloat` does for `le` labels.
