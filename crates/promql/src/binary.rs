@@ -87,13 +87,10 @@ impl Evaluator<'_> {
     pub(crate) fn eval_binary(&mut self, b: &BinaryExpr) -> EResult<Val> {
         let op = b.op.id();
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
-        if let Some(m) = &b.modifier {
-            if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
-                return Err(QueryError::BadData(
-                    "fill modifiers are not supported yet".into(),
-                ));
-            }
-        }
+        let fill = b
+            .modifier
+            .as_ref()
+            .map_or((None, None), |m| (m.fill_values.lhs, m.fill_values.rhs));
         let lhs = self.eval(&b.lhs)?;
         let rhs = self.eval(&b.rhs)?;
         match (lhs, rhs) {
@@ -148,7 +145,7 @@ impl Evaluator<'_> {
                     .as_ref()
                     .map(|m| m.card.clone())
                     .unwrap_or(VectorMatchCardinality::OneToOne);
-                self.vector_vector(op, l, r, &matching, card, return_bool)
+                self.vector_vector(op, l, r, &matching, card, return_bool, fill)
                     .map(Val::Vector)
             }
             _ => Err(QueryError::BadData(
@@ -240,6 +237,7 @@ impl Evaluator<'_> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn vector_vector(
         &self,
         op: u16,
@@ -248,8 +246,10 @@ impl Evaluator<'_> {
         m: &Matching<'_>,
         card: VectorMatchCardinality,
         return_bool: bool,
+        fill: (Option<f64>, Option<f64>),
     ) -> EResult<Vec<VSeries>> {
         let n = self.n_steps();
+        let (fill_lhs, fill_rhs) = fill;
         // The "many" side and the "one" side; for one-to-one both are one.
         let (many, one, swapped, include): (Vec<VSeries>, Vec<VSeries>, bool, Vec<String>) =
             match &card {
@@ -257,7 +257,12 @@ impl Evaluator<'_> {
                 VectorMatchCardinality::ManyToOne(inc) => (l, r, false, inc.labels.clone()),
                 _ => (l, r, false, Vec::new()),
             };
+        // Fill values for a missing "one" and a missing "many" series. As in
+        // Prometheus, they refer to the sides after `group_right` swapped
+        // them: `fill_right` always fills the "one" side.
+        let (fill_one, fill_many) = (fill_rhs, fill_lhs);
         let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
+        let drop_name = drops_name(op) || return_bool;
         // Per step: signature -> index into `one`.
         let mut one_by_sig: Vec<HashMap<u64, usize>> = vec![HashMap::new(); n];
         for (oi, s) in one.iter().enumerate() {
@@ -277,15 +282,88 @@ impl Evaluator<'_> {
                 }
             }
         }
-        // Output series, each with the steps it already has a value at.
+        // The labels of a result, as Prometheus's resultMetric: from the
+        // "many" series, with the "one" series' included labels.
+        let result_labels = |base: &Labels, one_labels: Option<&Labels>| -> Labels {
+            let mut bld = LabelsBuilder::from_labels(base);
+            let name = base.metric_name().map(str::to_string);
+            if drop_name && !self.opts.enable_delayed_name_removal {
+                bld.del(vigil_model::METRIC_NAME);
+            }
+            if one_to_one || one_labels.is_none() {
+                if m.on {
+                    let keep_names = &m.labels;
+                    bld.retain(|n, _| keep_names.contains(&n));
+                    if drop_name && self.opts.enable_delayed_name_removal {
+                        if let Some(nm) = &name {
+                            bld.set(vigil_model::METRIC_NAME, nm);
+                        }
+                    }
+                } else {
+                    for n in &m.labels {
+                        bld.del(n);
+                    }
+                }
+            }
+            if let Some(ol) = one_labels {
+                for ln in &include {
+                    match ol.get(ln) {
+                        Some(v) => bld.set(ln, v),
+                        None => bld.del(ln),
+                    };
+                }
+            }
+            bld.build()
+        };
         let mut out: HashMap<Labels, (VSeries, Vec<bool>)> = HashMap::new();
         let mut order: Vec<Labels> = Vec::new();
+        let delayed = self.opts.enable_delayed_name_removal;
+        let mut emit = |labels: Labels, i: usize, t: i64, lv: f64, rv: f64| -> EResult<()> {
+            let (value, keep) = apply(op, lv, rv);
+            let value = if return_bool {
+                if keep {
+                    1.0
+                } else {
+                    0.0
+                }
+            } else if !keep {
+                return Ok(());
+            } else {
+                value
+            };
+            let (entry, filled) = out.entry(labels.clone()).or_insert_with(|| {
+                order.push(labels.clone());
+                (
+                    VSeries {
+                        labels,
+                        points: Vec::new(),
+                        drop_name: drop_name && delayed,
+                    },
+                    vec![false; n],
+                )
+            });
+            if std::mem::replace(&mut filled[i], true) {
+                return Err(QueryError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .into(),
+                ));
+            }
+            entry.points.push(Point { t, v: value });
+            Ok(())
+        };
+        let mut one_matched: Vec<HashSet<usize>> = vec![HashSet::new(); n];
         let mut seen_many: Vec<HashMap<u64, usize>> = vec![HashMap::new(); n];
         for (mi, s) in many.iter().enumerate() {
             let sig = m.signature(&s.labels);
             for p in &s.points {
                 let i = self.step_index(p.t);
                 let Some(&oi) = one_by_sig[i].get(&sig) else {
+                    if let Some(f) = fill_one {
+                        let (lv, rv) = if swapped { (f, p.v) } else { (p.v, f) };
+                        let empty = Labels::empty();
+                        let one_labels = (!one_to_one).then_some(&empty);
+                        emit(result_labels(&s.labels, one_labels), i, p.t, lv, rv)?;
+                    }
                     continue;
                 };
                 if one_to_one {
@@ -300,69 +378,35 @@ impl Evaluator<'_> {
                         }
                     }
                 }
+                one_matched[i].insert(oi);
                 let o = &one[oi];
                 let ov = o.points[o.points.partition_point(|q| q.t < p.t)].v;
                 let (lv, rv) = if swapped { (ov, p.v) } else { (p.v, ov) };
-                let (value, keep) = apply(op, lv, rv);
-                let value = if return_bool {
-                    if keep {
-                        1.0
-                    } else {
-                        0.0
+                emit(result_labels(&s.labels, Some(&o.labels)), i, p.t, lv, rv)?;
+            }
+        }
+        if let Some(f) = fill_many {
+            for (oi, o) in one.iter().enumerate() {
+                for p in &o.points {
+                    let i = self.step_index(p.t);
+                    if one_matched[i].contains(&oi) {
+                        continue;
                     }
-                } else if !keep {
-                    continue;
-                } else {
-                    value
-                };
-                // The result's labels, as Prometheus's resultMetric.
-                let mut bld = LabelsBuilder::from_labels(&s.labels);
-                let drop_name = drops_name(op) || return_bool;
-                if drop_name && !self.opts.enable_delayed_name_removal {
+                    let (lv, rv) = if swapped { (p.v, f) } else { (f, p.v) };
+                    // The result takes the present series' labels, without
+                    // its name: the name would be the other operand's.
+                    let mut bld = LabelsBuilder::from_labels(&result_labels(&o.labels, None));
                     bld.del(vigil_model::METRIC_NAME);
-                }
-                if one_to_one {
-                    if m.on {
-                        let keep_names = &m.labels;
-                        let name = s.labels.metric_name().map(str::to_string);
-                        bld.retain(|n, _| keep_names.contains(&n));
-                        // Delayed removal keeps the name until the end.
-                        if drop_name && self.opts.enable_delayed_name_removal {
-                            if let Some(nm) = &name {
-                                bld.set(vigil_model::METRIC_NAME, nm);
+                    if !one_to_one {
+                        // The filled "many" side has none of its own labels.
+                        for ln in &include {
+                            if let Some(v) = o.labels.get(ln) {
+                                bld.set(ln, v);
                             }
                         }
-                    } else {
-                        for n in &m.labels {
-                            bld.del(n);
-                        }
                     }
+                    emit(bld.build(), i, p.t, lv, rv)?;
                 }
-                for ln in &include {
-                    match o.labels.get(ln) {
-                        Some(v) => bld.set(ln, v),
-                        None => bld.del(ln),
-                    };
-                }
-                let labels = bld.build();
-                let (entry, filled) = out.entry(labels.clone()).or_insert_with(|| {
-                    order.push(labels.clone());
-                    (
-                        VSeries {
-                            labels,
-                            points: Vec::new(),
-                            drop_name: drop_name && self.opts.enable_delayed_name_removal,
-                        },
-                        vec![false; n],
-                    )
-                });
-                if std::mem::replace(&mut filled[i], true) {
-                    return Err(QueryError::Execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches"
-                            .into(),
-                    ));
-                }
-                entry.points.push(Point { t: p.t, v: value });
             }
         }
         let mut result: Vec<VSeries> = order

@@ -241,7 +241,8 @@ impl Evaluator<'_> {
             "histogram_quantile" => return self.histogram_quantile(&args),
             "histogram_fraction" => return self.histogram_fraction(&args),
             "histogram_quantiles" => return self.histogram_quantiles(&args),
-            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
                 // Native histograms only: float series yield nothing.
                 for a in &args {
                     let _ = self.eval(a)?;
