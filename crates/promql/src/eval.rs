@@ -78,7 +78,7 @@ pub(crate) fn dur_ms(d: &std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn offset_ms(o: &Option<Offset>) -> i64 {
+pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
         Some(Offset::Pos(d)) => dur_ms(d),
@@ -365,7 +365,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// The reference time of each step for a selector with `@` and offset.
-    fn ref_times(&self, at: &Option<AtModifier>, offset: i64) -> Vec<i64> {
+    pub(crate) fn ref_times(&self, at: &Option<AtModifier>, offset: i64) -> Vec<i64> {
         let fixed = at.as_ref().map(|a| match a {
             AtModifier::Start => self.query_start,
             AtModifier::End => self.query_end,
@@ -378,7 +378,7 @@ impl<'a> Evaluator<'a> {
 
     /// Converts the parser's matchers to vigil's, with Prometheus 3's regex
     /// semantics.
-    fn matchers(vs: &VectorSelector) -> EResult<Vec<Matcher>> {
+    pub(crate) fn matchers(vs: &VectorSelector) -> EResult<Vec<Matcher>> {
         let mut out = Vec::new();
         if let Some(n) = &vs.name {
             out.push(Matcher::equal(METRIC_NAME, n.clone()));
@@ -405,10 +405,21 @@ impl<'a> Evaluator<'a> {
 
     /// Selects series and reads their samples in `[mint, maxt]`.
     fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> EResult<Vec<RawSeries>> {
-        let started = Instant::now();
         let matchers = Self::matchers(vs)?;
+        self.select_with(&matchers, mint, maxt)
+    }
+
+    /// Selects the series matching `matchers` and reads their samples in
+    /// `[mint, maxt]`.
+    pub(crate) fn select_with(
+        &mut self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> EResult<Vec<RawSeries>> {
+        let started = Instant::now();
         let q = self.storage.querier(mint, maxt)?;
-        let set = q.select(true, None, &matchers)?;
+        let set = q.select(true, None, matchers)?;
         for w in &set.warnings {
             self.annotations.warn(w.to_string());
         }

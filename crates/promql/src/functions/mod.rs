@@ -4,6 +4,7 @@
 //! that work on whole vectors (labels, sorting, `absent`, `histogram_quantile`,
 //! `vector`, `scalar`, `time`, `timestamp`).
 
+mod info;
 pub(crate) mod math;
 pub(crate) mod range;
 
@@ -239,6 +240,7 @@ impl Evaluator<'_> {
                 return Ok(Val::Vector(v));
             }
             "histogram_quantile" => return self.histogram_quantile(&args),
+            "info" => return self.eval_info(&args),
             "histogram_fraction" => return self.histogram_fraction(&args),
             "histogram_quantiles" => return self.histogram_quantiles(&args),
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
