@@ -53,15 +53,8 @@ impl Evaluator<'_> {
             None => None,
             Some(p) => Some(self.eval(p)?),
         };
-        let mut input = self.eval_vector(&a.expr)?;
+        let input = self.eval_vector(&a.expr)?;
         let n = self.n_steps();
-        // Grouping by `__name__` sees names that delayed removal has dropped
-        // as gone.
-        if let Some(LabelModifier::Include(l)) = &a.modifier {
-            if l.labels.iter().any(|n| n == METRIC_NAME) && input.iter().any(|s| s.drop_name) {
-                input = self.finish_names(input)?;
-            }
-        }
         // Group key per series.
         let (include, names): (bool, Vec<&str>) = match &a.modifier {
             None => (true, Vec::new()),
@@ -190,8 +183,14 @@ impl Evaluator<'_> {
         }
 
         let mut groups: HashMap<Labels, Vec<Option<Acc>>> = HashMap::new();
+        // Groups that kept `__name__` (by (__name__)) from a member whose
+        // name delayed removal will drop: the result drops it too.
+        let mut dropped: std::collections::HashSet<Labels> = std::collections::HashSet::new();
         for s in &input {
             let g = group_labels(&s.labels);
+            if s.drop_name && g.has(METRIC_NAME) {
+                dropped.insert(g.clone());
+            }
             let e = groups.entry(g).or_insert_with(|| vec![None; n]);
             for p in &s.points {
                 let i = self.step_index(p.t);
@@ -268,10 +267,11 @@ impl Evaluator<'_> {
                     v,
                 });
             }
+            let drop_name = dropped.contains(&labels);
             out.push(VSeries {
                 labels,
                 points,
-                drop_name: false,
+                drop_name,
             });
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -192,6 +192,7 @@ impl Evaluator<'_> {
             "label_join" => return self.label_join(&args),
             "sort" | "sort_desc" => {
                 let mut v = self.eval_vector(arg(&args, 0)?)?;
+                self.warn_sort_in_range_query();
                 if n == 1 {
                     let desc = name == "sort_desc";
                     v.sort_by(|a, b| {
@@ -215,6 +216,7 @@ impl Evaluator<'_> {
             }
             "sort_by_label" | "sort_by_label_desc" => {
                 let mut v = self.eval_vector(arg(&args, 0)?)?;
+                self.warn_sort_in_range_query();
                 let mut names = Vec::new();
                 for a in args.iter().skip(1) {
                     match strip_parens(a) {
@@ -262,6 +264,14 @@ impl Evaluator<'_> {
         Err(QueryError::BadData(format!(
             "unknown function with name {name:?}"
         )))
+    }
+
+    fn warn_sort_in_range_query(&mut self) {
+        if self.query_step() != 0 {
+            self.annotations.warn(
+                "sort is ineffective for range queries since results are always ordered by labels",
+            );
+        }
     }
 
     fn call_range_fn(&mut self, f: range::RangeFn, name: &str, args: &[&Expr]) -> EResult<Val> {
