@@ -107,7 +107,7 @@ impl Evaluator<'_> {
                     ))
                 }
             };
-            if label.is_empty() {
+            if label.is_empty() || label.contains(crate::parse::INVALID_UTF8_MARK) {
                 return Err(QueryError::Execution(format!(
                     "invalid label name {label:?}"
                 )));

@@ -48,10 +48,10 @@ impl Evaluator<'_> {
         }
         // The time each step reads the info series at: the base selector's
         // own `@` and offset, when it is a selector.
-        let refs: Vec<i64> = match strip(base_expr) {
-            Expr::VectorSelector(vs) => self.ref_times(&vs.at, offset_ms(&vs.offset)),
-            _ => (0..self.n_steps()).map(|i| self.step_time(i)).collect(),
-        };
+        let (qs, qe) = self.query_bounds();
+        let refs: Vec<i64> = (0..self.n_steps())
+            .map(|i| reference_time(base_expr, self.step_time(i), qs, qe))
+            .collect();
         let base = self.eval_vector(base_expr)?;
         let lookback = self.opts.lookback_delta;
         let min_ref = refs.iter().copied().min().unwrap_or(0);
@@ -117,6 +117,7 @@ impl Evaluator<'_> {
                 let mut b = LabelsBuilder::from_labels(&s.labels);
                 let mut names: Vec<&&str> = chosen.keys().collect();
                 names.sort();
+                let mut added: HashMap<&str, &str> = HashMap::new();
                 for n in names {
                     let (_, c) = chosen[*n];
                     for l in c.labels.iter() {
@@ -126,6 +127,14 @@ impl Evaluator<'_> {
                             || (!data_names.is_empty() && !data_names.contains(&l.name))
                         {
                             continue;
+                        }
+                        if let Some(prev) = added.insert(l.name, l.value) {
+                            if prev != l.value {
+                                return Err(crate::engine::QueryError::Execution(format!(
+                                    "conflicting label: {} has values {prev:?} and {:?} in different info metrics",
+                                    l.name, l.value
+                                )));
+                            }
                         }
                         b.set(l.name, l.value);
                     }
@@ -152,6 +161,47 @@ impl Evaluator<'_> {
         }
         out.retain(|s| !s.points.is_empty());
         Ok(Val::Vector(out))
+    }
+}
+
+/// The time at which the innermost selector of `e` reads its data when `e`
+/// is evaluated at `t`: `@` pins it, `offset` shifts it, through
+/// subqueries and the first argument of functions.
+fn reference_time(e: &Expr, t: i64, qs: i64, qe: i64) -> i64 {
+    use promql_parser::parser::AtModifier;
+    let at = |a: &Option<AtModifier>, cur: i64| -> i64 {
+        match a {
+            None => cur,
+            Some(AtModifier::Start) => qs,
+            Some(AtModifier::End) => qe,
+            Some(AtModifier::At(st)) => match st.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+            },
+        }
+    };
+    match e {
+        Expr::Paren(p) => reference_time(&p.expr, t, qs, qe),
+        Expr::Unary(u) => reference_time(&u.expr, t, qs, qe),
+        Expr::VectorSelector(vs) => at(&vs.at, t) - offset_ms(&vs.offset),
+        Expr::MatrixSelector(ms) => at(&ms.vs.at, t) - offset_ms(&ms.vs.offset),
+        Expr::Subquery(sq) => {
+            let cur = at(&sq.at, t) - offset_ms(&sq.offset);
+            reference_time(&sq.expr, cur, qs, qe)
+        }
+        Expr::Call(c) => match c.args.args.iter().find(|a| {
+            matches!(
+                strip(a),
+                Expr::VectorSelector(_)
+                    | Expr::MatrixSelector(_)
+                    | Expr::Subquery(_)
+                    | Expr::Call(_)
+            )
+        }) {
+            Some(a) => reference_time(a, t, qs, qe),
+            None => t,
+        },
+        _ => t,
     }
 }
 

@@ -484,7 +484,7 @@ impl Evaluator<'_> {
                 "invalid regular expression in label_replace(): {re_str}"
             ))
         })?;
-        if dst.is_empty() {
+        if dst.is_empty() || dst.contains(crate::parse::INVALID_UTF8_MARK) {
             return Err(QueryError::BadData(format!(
                 "invalid destination label name in label_replace(): {dst}"
             )));
