@@ -463,9 +463,18 @@ impl<'a> Evaluator<'a> {
         let mut produced = 0usize;
         for s in raw {
             let mut points = Vec::new();
+            // Reference times never decrease: the position slides forward.
+            let mut idx = 0usize;
+            let mut prev_r = i64::MIN;
             for (i, &r) in refs.iter().enumerate() {
                 // The newest sample in (r - lookback, r].
-                let idx = s.points.partition_point(|p| p.t <= r);
+                if r < prev_r {
+                    idx = 0;
+                }
+                prev_r = r;
+                while idx < s.points.len() && s.points[idx].t <= r {
+                    idx += 1;
+                }
                 if idx == 0 {
                     continue;
                 }
@@ -693,16 +702,18 @@ pub(crate) fn type_name(e: &Expr) -> &'static str {
     }
 }
 
-/// Fails if two series have the same labels at the same step.
+/// Fails if two series have the same labels at the same step. Only series
+/// whose labels repeat have their timestamps compared.
 pub(crate) fn check_duplicates(series: &[VSeries]) -> EResult<()> {
-    let mut seen: HashMap<&Labels, Vec<i64>> = HashMap::new();
-    for s in series {
-        let e = seen.entry(&s.labels).or_default();
-        for p in &s.points {
-            e.push(p.t);
-        }
+    let mut groups: HashMap<&Labels, Vec<usize>> = HashMap::with_capacity(series.len());
+    for (i, s) in series.iter().enumerate() {
+        groups.entry(&s.labels).or_default().push(i);
     }
-    for ts in seen.values_mut() {
+    for members in groups.values().filter(|m| m.len() > 1) {
+        let mut ts: Vec<i64> = members
+            .iter()
+            .flat_map(|&k| series[k].points.iter().map(|p| p.t))
+            .collect();
         let n = ts.len();
         ts.sort_unstable();
         ts.dedup();

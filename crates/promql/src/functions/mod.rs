@@ -292,10 +292,26 @@ impl Evaluator<'_> {
         for s in w.series {
             let mut points = Vec::new();
             let metric_name = s.labels.metric_name().map(str::to_string);
+            // Window ends never decrease, so the window's bounds slide
+            // forward: no search per step.
+            let (mut lo, mut hi) = (0usize, 0usize);
+            let mut prev_end = i64::MIN;
             for (i, &end) in w.ends.iter().enumerate() {
                 let start = end - w.range;
-                let lo = s.points.partition_point(|p| p.t <= start);
-                let hi = s.points.partition_point(|p| p.t <= end);
+                if end < prev_end {
+                    lo = 0;
+                    hi = 0;
+                }
+                prev_end = end;
+                while lo < s.points.len() && s.points[lo].t <= start {
+                    lo += 1;
+                }
+                if hi < lo {
+                    hi = lo;
+                }
+                while hi < s.points.len() && s.points[hi].t <= end {
+                    hi += 1;
+                }
                 if lo >= hi {
                     continue;
                 }
@@ -307,7 +323,13 @@ impl Evaluator<'_> {
                     range_start: start,
                     range_end: end,
                     scalars: &sc,
-                    metric_name: metric_name.as_deref(),
+                    // The per-series info annotation needs checking only
+                    // until the series' first output.
+                    metric_name: if points.is_empty() {
+                        metric_name.as_deref()
+                    } else {
+                        None
+                    },
                 };
                 match range::eval_at(f, &a, self.step_time(i), &mut self.annotations) {
                     Ok(Some(v)) => points.push(Point {
