@@ -183,14 +183,20 @@ fn main() {
         }
     };
     windows.sort();
-    if let Some(n) = std::env::var("PEERBENCH_MAX_WINDOWS").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = std::env::var("PEERBENCH_MAX_WINDOWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         windows.truncate(n);
     }
     let tmp = tempfile::tempdir().unwrap();
     let db_dir = tmp.path().join("data");
     let rss_before = rss_bytes();
     let mut opts = Options::default();
-    if let Some(n) = std::env::var("VIGIL_SAMPLES_PER_CHUNK").ok().and_then(|s| s.parse().ok()) {
+    if let Some(n) = std::env::var("VIGIL_SAMPLES_PER_CHUNK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         opts.head.samples_per_chunk = n;
     }
     println!("samples per chunk: {}", opts.head.samples_per_chunk);

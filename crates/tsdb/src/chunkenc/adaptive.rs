@@ -88,8 +88,11 @@ struct Rice {
 impl Rice {
     #[inline(always)]
     fn k(self) -> u32 {
-        // floor(log2(mean)), 0 for a mean below 2.
-        (64 - (self.m >> (RICE_ALPHA + 1)).leading_zeros()).min(K_MAX)
+        // floor(log2(mean)), 0 for a mean below 2: the bit length of
+        // `m >> (RICE_ALPHA + 1)`, computed as the index of the top bit of
+        // `(m >> RICE_ALPHA) | 1`, which is never zero (one `bsr` without
+        // a zero check on baseline x86-64).
+        (63 - ((self.m >> RICE_ALPHA) | 1).leading_zeros()).min(K_MAX)
     }
 
     /// Adds `z`, coded with parameter `k`, to the mean; `warm` while in the
@@ -419,6 +422,9 @@ pub(crate) struct Encoder {
     /// The chunk had decimal values, so `s.scale` is worth checking first
     /// in XOR mode (a decimal series interrupted by a NaN, say).
     had_decimal: bool,
+    /// The state allows [`Encoder::append_fast`]: decimal mode, no special
+    /// state. Set by the general path; the fast path keeps it true.
+    fast: bool,
 }
 
 impl Encoder {
@@ -427,6 +433,7 @@ impl Encoder {
             s: State::new(),
             cooldown: 0,
             had_decimal: false,
+            fast: false,
         }
     }
 
@@ -444,10 +451,11 @@ impl Encoder {
     /// having changed nothing, if the sample needs the general path.
     #[inline(always)]
     fn append_fast(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
-        let s = &mut self.s;
-        if !s.decimal || s.fresh || s.t_jump || s.v_jump {
+        if !self.fast {
             return false;
         }
+        let s = &mut self.s;
+        debug_assert!(s.decimal && !s.fresh && !s.t_jump && !s.v_jump);
         let Some(n) = decimal_at(v, s.scale) else {
             return false;
         };
@@ -476,8 +484,10 @@ impl Encoder {
         if len + lt + lv > 56 {
             return false;
         }
-        bits = (bits << lt) | (1 << kt) | (zt & ((1 << kt) - 1));
-        bits = (bits << lv) | (1 << kv) | (zv & ((1 << kv) - 1));
+        // The codes' low `k + 1` bits, `(1 << k) | (z & mask)`: flip the
+        // quotient bits `z >> k = q` to `1`.
+        bits = (bits << lt) | (zt ^ ((qt ^ 1) << kt));
+        bits = (bits << lv) | (zv ^ ((qv ^ 1) << kv));
         w.write(bits, len + lt + lv);
         // What the general path does for non-escaped codes; the Rice caps
         // do not apply below the escape threshold.
@@ -494,6 +504,13 @@ impl Encoder {
     /// Appends any sample.
     #[inline(never)]
     fn append_general(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        self.append_any(w, count, t, v);
+        let s = &self.s;
+        self.fast = s.decimal && !s.fresh && !s.t_jump && !s.v_jump;
+    }
+
+    #[inline(always)]
+    fn append_any(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
         let s = &mut self.s;
         match count {
             0 => {
@@ -783,6 +800,7 @@ impl Decoder {
         s: &mut State,
         out: &mut [(i64, u64)],
     ) -> usize {
+        const GUARD: u64 = 1 << (63 - QMAX);
         let (data, limit) = (r.data, r.limit);
         let mut bitpos = r.bit_position();
         let (mut t, mut interval, mut tm) = (s.t, s.interval, s.t_rice.m);
@@ -817,15 +835,16 @@ impl Decoder {
                 word <<= 1;
             }
             // Timestamp and value: Rice codes without escape, both within
-            // the loaded word.
+            // the loaded word. `word | GUARD` has at most QMAX leading zeros,
+            // so `leading_zeros` needs no zero check.
             let kt = Rice { m: tm }.k();
-            let qt = word.leading_zeros().min(QMAX);
+            let qt = (word | GUARD).leading_zeros();
             let lt = qt + 1 + kt;
             let zt = (u64::from(qt) << kt) | (((word << (qt + 1)) >> 1) >> (63 - kt));
             // lt <= QMAX + 1 + K_MAX < 64.
             word <<= lt;
             let kv = Rice { m: vm }.k();
-            let qv = word.leading_zeros().min(QMAX);
+            let qv = (word | GUARD).leading_zeros();
             let lv = qv + 1 + kv;
             let zv = (u64::from(qv) << kv) | (((word << (qv + 1)) >> 1) >> (63 - kv));
             used += lt + lv;
@@ -988,5 +1007,24 @@ impl Decoder {
         s.enter_decimal(scale, n);
         s.vbits = decimal_value(n, scale).to_bits();
         Ok(s.vbits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Rice::k` computes the documented `min(40, bit_length(m >> 4))`.
+    #[test]
+    fn rice_k_matches_the_format() {
+        let mut ms: Vec<u64> = (0..5000).collect();
+        for i in 0..64 {
+            ms.extend([(1u64 << i) - 1, 1 << i, (1u64 << i) + 1]);
+        }
+        ms.push(u64::MAX);
+        for m in ms {
+            let want = (64 - (m >> 4).leading_zeros()).min(K_MAX);
+            assert_eq!(Rice { m }.k(), want, "m = {m}");
+        }
     }
 }

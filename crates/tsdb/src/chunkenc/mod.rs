@@ -31,8 +31,8 @@
 //! * **Word-at-a-time bit IO, batched decoding.** Bits are read 64 at a time
 //!   with one load and prefix codes decoded with `leading_zeros`; the cursor
 //!   decodes 32 samples at a time with the decoder state in registers, so
-//!   `next` is usually an index increment. About 10 ns per sample to decode
-//!   and 12–15 ns to encode (`benches/chunk.rs`, `docs/formats.md`).
+//!   `next` is usually an index increment. About 9 ns per sample to decode
+//!   and 11 ns to encode (`benches/chunk.rs`, `docs/formats.md`).
 //! * **A cursor, not an `Iterator`.** [`ChunkIter`] has the shape shared by
 //!   every sample cursor in vigil (advance, seek, current item, error at the
 //!   end) so it can sit behind the storage traits without allocation.

@@ -574,3 +574,28 @@ fn compression_beats_classic_xor() {
         }
     }
 }
+
+/// The adaptive encoder's bytes for the test data, pinned: speed work on
+/// the codec must not change the format by accident (an FNV-1a hash of 16
+/// jittered chunks per kind). Update the hashes, and `docs/formats.md`,
+/// only with a deliberate format change.
+#[test]
+fn adaptive_bytes_are_pinned() {
+    let want = [
+        (Kind::CpuSeconds, 0xa92b_b589_0165_e426u64),
+        (Kind::ByteCounter, 0x8674_f9f5_83be_242f),
+        (Kind::Gauge2dp, 0xfb92_0f0a_17f8_7a60),
+        (Kind::Constant, 0x0da9_f9b7_6b05_be25),
+        (Kind::FloatGauge, 0xe9ae_4adc_181b_4ec1),
+    ];
+    for (kind, hash) in want {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for seed in 0..16 {
+            let bytes = check_round_trip(Encoding::Adaptive, &testdata::series(kind, seed, true));
+            for b in bytes {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        assert_eq!(h, hash, "{kind:?}: the adaptive chunk bytes changed");
+    }
+}
