@@ -6,7 +6,7 @@
 //! what it accepts: samples of a series in time order, a repeated timestamp
 //! only with the identical value.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -63,18 +63,15 @@ impl MemStorage {
 pub struct MemAppender<'a> {
     store: &'a MemStorage,
     pending: Vec<(Labels, Sample)>,
+    /// The newest pending sample of each series in the batch.
+    last_pending: HashMap<Labels, Sample>,
 }
 
 impl MemAppender<'_> {
     /// The newest sample of `labels` counting what is committed and what is
     /// pending in this batch.
     fn last_sample(&self, inner: &Inner, labels: &Labels) -> Option<Sample> {
-        let pending = self
-            .pending
-            .iter()
-            .rev()
-            .find(|(l, _)| l == labels)
-            .map(|p| p.1);
+        let pending = self.last_pending.get(labels).copied();
         pending.or_else(|| inner.series.get(labels).and_then(|v| v.last().copied()))
     }
 }
@@ -108,6 +105,7 @@ impl Appender for MemAppender<'_> {
         }
         drop(inner);
         self.pending.push((labels.clone(), Sample::new(t, v)));
+        self.last_pending.insert(labels.clone(), Sample::new(t, v));
         Ok(SeriesRef(labels.stable_hash()))
     }
 
@@ -137,6 +135,7 @@ impl Appendable for MemStorage {
         MemAppender {
             store: self,
             pending: Vec::new(),
+            last_pending: HashMap::new(),
         }
     }
 }
