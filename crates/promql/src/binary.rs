@@ -352,9 +352,11 @@ impl Evaluator<'_> {
             Ok(())
         };
         let mut one_matched: Vec<HashSet<usize>> = vec![HashSet::new(); n];
+        let mut pair_labels: HashMap<(usize, usize), Labels> = HashMap::new();
         let mut seen_many: Vec<HashMap<u64, usize>> = vec![HashMap::new(); n];
         for (mi, s) in many.iter().enumerate() {
             let sig = m.signature(&s.labels);
+            let mut cursor = (usize::MAX, 0usize);
             for p in &s.points {
                 let i = self.step_index(p.t);
                 let Some(&oi) = one_by_sig[i].get(&sig) else {
@@ -378,11 +380,29 @@ impl Evaluator<'_> {
                         }
                     }
                 }
-                one_matched[i].insert(oi);
+                if fill_many.is_some() {
+                    one_matched[i].insert(oi);
+                }
                 let o = &one[oi];
-                let ov = o.points[o.points.partition_point(|q| q.t < p.t)].v;
+                // Points of a series come in time order: the position in
+                // the matched series moves forward while the match holds.
+                if cursor.0 != oi {
+                    cursor = (oi, o.points.partition_point(|q| q.t < p.t));
+                }
+                while cursor.1 < o.points.len() && o.points[cursor.1].t < p.t {
+                    cursor.1 += 1;
+                }
+                let Some(op) = o.points.get(cursor.1) else {
+                    continue;
+                };
+                let ov = op.v;
                 let (lv, rv) = if swapped { (ov, p.v) } else { (p.v, ov) };
-                emit(result_labels(&s.labels, Some(&o.labels)), i, p.t, lv, rv)?;
+                // The result's labels depend only on the pair of series.
+                let labels = pair_labels
+                    .entry((mi, oi))
+                    .or_insert_with(|| result_labels(&s.labels, Some(&o.labels)))
+                    .clone();
+                emit(labels, i, p.t, lv, rv)?;
             }
         }
         if let Some(f) = fill_many {
