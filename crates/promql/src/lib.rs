@@ -34,7 +34,7 @@ mod parse;
 mod value;
 
 pub use engine::{Engine, EngineOptions, QueryError};
-pub use parse::parse;
+pub use parse::{parse, parse_series_selector};
 pub use value::{
     Annotation, AnnotationKind, Annotations, Matrix, Point, QueryResult, QueryStats, QueryValue,
     Sample, Series, Vector,

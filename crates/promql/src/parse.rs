@@ -23,6 +23,17 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
     promql_parser::parser::parse(&rewritten).map_err(QueryError::Parse)
 }
 
+/// Parses a series selector (`up{job="api"}`, as in `match[]` API
+/// parameters) into matchers with Prometheus 3 semantics.
+pub fn parse_series_selector(input: &str) -> Result<Vec<vigil_model::Matcher>, QueryError> {
+    match parse(input)? {
+        Expr::VectorSelector(vs) => crate::eval::Evaluator::matchers(&vs),
+        _ => Err(QueryError::BadData(format!(
+            "invalid series selector {input:?}: not a vector selector"
+        ))),
+    }
+}
+
 /// The replacement character that stands for bytes that are not UTF-8.
 pub(crate) const INVALID_UTF8_MARK: char = '\u{FFFD}';
 

@@ -31,7 +31,7 @@ fn version_prints_the_crate_version() {
 fn commands_not_built_yet_say_so_and_fail() {
     let _g = serial();
     for args in [
-        vec!["serve"],
+        vec!["serve", "--config.file", "x.yml"],
         vec!["check", "config", "x.yml"],
         vec!["check", "rules", "r.yml"],
     ] {
@@ -83,4 +83,50 @@ fn tsdb_analyze_reports_a_data_directory() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn serve_answers_health_checks_and_stops_on_sigterm() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = vigil()
+        .args([
+            "serve",
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--storage.tsdb.path")
+        .arg(dir.path().join("data"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut ready = false;
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let mut out = String::new();
+            let _ = s.read_to_string(&mut out);
+            if out.starts_with("HTTP/1.1 200") {
+                ready = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // SIGTERM: a graceful stop with status 0.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(ready, "the server never became ready");
+    assert!(status.success(), "{status:?}");
+    assert!(dir.path().join("data").join("wal").is_dir());
 }
