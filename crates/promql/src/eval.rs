@@ -453,6 +453,16 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval_vector_selector(&mut self, vs: &VectorSelector) -> EResult<Vec<VSeries>> {
+        self.eval_vector_selector_with(vs, |p| p.v)
+    }
+
+    /// A vector selector: at every step, the newest sample within the
+    /// lookback window (none after a stale marker), mapped by `value`.
+    fn eval_vector_selector_with(
+        &mut self,
+        vs: &VectorSelector,
+        value: impl Fn(Point) -> f64,
+    ) -> EResult<Vec<VSeries>> {
         let refs = self.ref_times(&vs.at, offset_ms(&vs.offset));
         let lookback = self.opts.lookback_delta;
         let min_ref = refs.iter().copied().min().unwrap_or(0);
@@ -484,7 +494,7 @@ impl<'a> Evaluator<'a> {
                 }
                 points.push(Point {
                     t: self.step_time(i),
-                    v: p.v,
+                    v: value(p),
                 });
             }
             if !points.is_empty() {
@@ -506,37 +516,10 @@ impl<'a> Evaluator<'a> {
         &mut self,
         vs: &VectorSelector,
     ) -> EResult<Vec<VSeries>> {
-        let refs = self.ref_times(&vs.at, offset_ms(&vs.offset));
-        let lookback = self.opts.lookback_delta;
-        let min_ref = refs.iter().copied().min().unwrap_or(0);
-        let max_ref = refs.iter().copied().max().unwrap_or(0);
-        let raw = self.select(vs, min_ref - lookback + 1, max_ref)?;
-        let mut out = Vec::with_capacity(raw.len());
-        for s in raw {
-            let mut points = Vec::new();
-            for (i, &r) in refs.iter().enumerate() {
-                let idx = s.points.partition_point(|p| p.t <= r);
-                if idx == 0 {
-                    continue;
-                }
-                let p = s.points[idx - 1];
-                if p.t <= r - lookback || is_stale(p.v) {
-                    continue;
-                }
-                points.push(Point {
-                    t: self.step_time(i),
-                    v: vigil_model::time::to_seconds_f64(p.t),
-                });
-            }
-            if !points.is_empty() {
-                let mut vs = VSeries {
-                    labels: s.labels,
-                    points,
-                    drop_name: false,
-                };
-                self.drop_name(&mut vs);
-                out.push(vs);
-            }
+        let mut out =
+            self.eval_vector_selector_with(vs, |p| vigil_model::time::to_seconds_f64(p.t))?;
+        for s in &mut out {
+            self.drop_name(s);
         }
         Ok(out)
     }

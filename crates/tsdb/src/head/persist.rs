@@ -79,13 +79,7 @@ impl Head {
     /// changing the head (snapshots use it with `cut = i64::MAX`).
     pub fn write_blocks(&self, parent: &Path, cut: i64) -> Result<Persisted, TsdbError> {
         let r = self.opts.chunk_range.max(1);
-        let mut series: Vec<SeriesHandle> = self
-            .index
-            .postings_for_matchers(&[])
-            .into_iter()
-            .filter_map(|r| self.series_by_ref(r))
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let series = self.sorted_series();
 
         let mut writers: BTreeMap<i64, BlockWriter> = BTreeMap::new();
         let mut ooo_taken: HashMap<u64, Vec<i64>> = HashMap::new();
@@ -121,13 +115,7 @@ impl Head {
             return Ok(None);
         };
         let r = self.opts.chunk_range.max(1);
-        let mut series: Vec<SeriesHandle> = self
-            .index
-            .postings_for_matchers(&[])
-            .into_iter()
-            .filter_map(|r| self.series_by_ref(r))
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let series = self.sorted_series();
         let mut w = BlockWriter::new(parent, hmin, hmax.saturating_add(1))?;
         let mut scratch = HashMap::new();
         for entry in &series {
@@ -138,6 +126,18 @@ impl Head {
             }
         }
         Ok(Some(w.finish()?))
+    }
+
+    /// Every series of the head, in label order (as blocks need them).
+    fn sorted_series(&self) -> Vec<SeriesHandle> {
+        let mut series: Vec<SeriesHandle> = self
+            .index
+            .postings_for_matchers(&[])
+            .into_iter()
+            .filter_map(|r| self.series_by_ref(r))
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        series
     }
 
     /// The chunks of one series before `cut`, grouped by block range.
