@@ -7,10 +7,14 @@ use clap::{Parser, Subcommand};
 
 /// vigil: metrics collection, storage, PromQL, rules and alerting in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "vigil", version, about, long_about = None)]
+#[command(name = "vigil", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a command, vigil serves; it takes the server's flags directly,
+    /// as `prometheus` does, so existing service units work unchanged.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +159,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
         Command::Serve(args) => serve(args),
         Command::Check {
             what: CheckCommand::Config { .. },
