@@ -17,18 +17,9 @@ use crate::engine::QueryError;
 use crate::eval::{EResult, Evaluator, VSeries, Val};
 use crate::value::Point;
 
-/// Neumaier's variant of Kahan summation, as Prometheus's `kahanSumInc`.
-pub(crate) fn kahan_sum_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+/// Neumaier's variant of Kahan summation, as Prometheus's `kahanSumInc`:
+/// one implementation, shared with the range functions.
+pub(crate) use range::kahan_inc as kahan_sum_inc;
 
 /// Prometheus's `quantile` over a set of values (linear interpolation,
 /// NaN sorting first).

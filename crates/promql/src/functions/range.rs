@@ -269,7 +269,7 @@ fn duration_seconds(ms: i64) -> f64 {
 /// One step of Kahan-Neumaier summation (Prometheus's `kahansum.Inc`):
 /// adds `inc` to `sum` with running compensation `c`, returning the new
 /// pair. The compensation is dropped once the sum overflows to infinity.
-fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     let t = sum + inc;
     let c = if t.is_infinite() {
         0.0
