@@ -26,5 +26,5 @@ pub use storage::{
     AppendError, Appendable, Appender, CommitError, LimitError, Querier, Queryable, SampleIterator,
     SelectHints, Series, SeriesRef, SeriesSet, StorageError, ValueType, Warning,
 };
-pub use time::Timestamp;
+pub use time::{format_duration, parse_duration, DurationError, Timestamp};
 pub use value::{is_stale, stale_nan, Sample, Value, STALE_NAN_BITS};
