@@ -113,6 +113,9 @@ pub struct Db {
     /// Serialises maintenance and deletion.
     maintenance: Mutex<()>,
     stats: DbStats,
+    /// Retention in force: (time, size). Starts from the options; a
+    /// configuration reload may change it.
+    retention: RwLock<(Option<i64>, Option<u64>)>,
 }
 
 impl Db {
@@ -145,6 +148,7 @@ impl Db {
         let head = Head::open_with_min_valid_time(&dir, opts.head.clone(), min_valid)?;
         Ok(Db {
             dir,
+            retention: RwLock::new((opts.retention_time, opts.retention_size)),
             opts,
             lock,
             head,
@@ -320,12 +324,24 @@ impl Db {
         }
     }
 
+    /// The retention in force: (time in ms, size in bytes).
+    pub fn retention(&self) -> (Option<i64>, Option<u64>) {
+        *self.retention.read()
+    }
+
+    /// Changes the retention from the next maintenance on, as a
+    /// configuration reload does. Block ranges stay as opened.
+    pub fn set_retention(&self, time_ms: Option<i64>, size_bytes: Option<u64>) {
+        *self.retention.write() = (time_ms, size_bytes);
+    }
+
     /// Deletes blocks past the retention time or beyond the retention size.
     fn apply_retention(&self) -> Result<(), TsdbError> {
         let mut doomed: Vec<Arc<Block>> = Vec::new();
+        let (retention_time, retention_size) = self.retention();
         {
             let mut list = self.blocks.write();
-            if let Some(ret) = self.opts.retention_time {
+            if let Some(ret) = retention_time {
                 let newest = list.iter().map(|b| b.meta().max_time).max();
                 if let Some(newest) = newest {
                     let (old, keep): (Vec<_>, Vec<_>) = list
@@ -338,7 +354,7 @@ impl Db {
                     *list = keep;
                 }
             }
-            if let Some(limit) = self.opts.retention_size {
+            if let Some(limit) = retention_size {
                 let other = self.head.wal().size_bytes().unwrap_or(0)
                     + dir_size(&self.dir.join("chunks_head"));
                 let mut total: u64 = other + list.iter().map(|b| b.size().total()).sum::<u64>();
@@ -599,7 +615,7 @@ impl Appender for DbAppender<'_> {
         t: i64,
         v: Value,
     ) -> Result<SeriesRef, AppendError> {
-        if t < self.db.head.min_valid_time() && self.db.opts.head.out_of_order_window > 0 {
+        if t < self.db.head.min_valid_time() && self.db.head.out_of_order_window() > 0 {
             let owned;
             let labels = if labels.is_empty() {
                 owned = sref

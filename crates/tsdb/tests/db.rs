@@ -142,6 +142,38 @@ fn retention_by_time_and_size() {
     assert!(db.stats().retention_size_deletions.load(Ordering::Relaxed) > 0);
 }
 
+/// A configuration reload changes retention and the out-of-order window of an
+/// open database, without reopening it.
+#[test]
+fn retention_and_ooo_window_change_at_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(0);
+    o.compaction_levels = 0;
+    let db = Db::open(dir.path(), o).unwrap();
+    append_all(&db, &gen(2, 0, 12_000, 100));
+    db.maintain().unwrap();
+    let before = db.blocks().len();
+    assert!(before > 4);
+    db.set_retention(Some(4_000), None);
+    assert_eq!(db.retention(), (Some(4_000), None));
+    db.maintain().unwrap();
+    assert!(db.blocks().len() < before, "the new retention deleted blocks");
+
+    // Out of order: rejected with no window, accepted once a window is set.
+    let mut app = db.appender();
+    let old = db.head().min_valid_time() + 10;
+    let mut late = db.appender();
+    late.append(None, &series(0), 30_000, Value::Float(1.0)).unwrap();
+    late.commit().unwrap();
+    assert!(app.append(None, &series(0), old, Value::Float(2.0)).is_err());
+    drop(app);
+    db.head().set_out_of_order_window(60_000);
+    let mut app = db.appender();
+    app.append(None, &series(0), old, Value::Float(2.0)).unwrap();
+    app.commit().unwrap();
+    assert!(read(&db, old, old).values().any(|m| m.contains_key(&old)));
+}
+
 #[test]
 fn delete_hides_data_in_head_and_blocks_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -206,6 +206,9 @@ pub struct Head {
     wal: Wal,
     chunks: ChunkDiskMapper,
     stats: HeadStats,
+    /// The out-of-order window in force (starts as
+    /// `opts.out_of_order_window`; a configuration reload may change it).
+    ooo_window: AtomicI64,
 }
 
 impl Head {
@@ -235,6 +238,7 @@ impl Head {
                 chunk_range: opts.chunk_range,
                 encoding: opts.encoding,
             },
+            ooo_window: AtomicI64::new(opts.out_of_order_window.max(0)),
             opts,
             by_ref: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
             by_hash: (0..STRIPES)
@@ -504,12 +508,23 @@ impl Head {
         let max = self.max_time.load(Ordering::Acquire);
         let min_valid = self.min_valid_time.load(Ordering::Acquire);
         let half = self.opts.chunk_range / 2;
-        let window = self.opts.out_of_order_window;
+        let window = self.out_of_order_window();
         series::Bounds {
             in_order_min: min_valid.max(max.saturating_sub(half)),
             ooo_enabled: window > 0,
             ooo_min: max.saturating_sub(window),
         }
+    }
+
+    /// The out-of-order window in force, in milliseconds (0: disabled).
+    pub fn out_of_order_window(&self) -> i64 {
+        self.ooo_window.load(Ordering::Relaxed)
+    }
+
+    /// Changes the out-of-order window for samples appended from now on, as
+    /// a configuration reload does. Samples already accepted stay.
+    pub fn set_out_of_order_window(&self, window_ms: i64) {
+        self.ooo_window.store(window_ms.max(0), Ordering::Relaxed);
     }
 
     /// The head's lower bound: data before it lives in blocks.
