@@ -253,7 +253,11 @@ fn populate_labels(
             .map(|l| (l.name, l.value)),
     );
     let url = target_url(&all_labels, cfg);
-    let mut key = format!("{:016}", all_labels.stable_hash());
+    // The identity leaves out interval and timeout, so that changing them
+    // on reload hands the loop's series cache on instead of marking every
+    // series stale.
+    let ident = all_labels.drop_names(&[SCRAPE_INTERVAL_LABEL, SCRAPE_TIMEOUT_LABEL]);
+    let mut key = format!("{:016}", ident.stable_hash());
     key.push_str(&url);
     Ok(Some(Target {
         hash: xxh3_64(key.as_bytes()),

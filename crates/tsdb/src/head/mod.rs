@@ -290,6 +290,20 @@ impl Head {
         n
     }
 
+    /// The number of chunks in the head: each series' completed
+    /// (memory-mapped) chunks and its open one (Prometheus's
+    /// `prometheus_tsdb_head_chunks`). Costs a pass over all series.
+    pub fn num_chunks(&self) -> u64 {
+        let mut n = 0u64;
+        for stripe in self.by_ref.iter() {
+            for h in stripe.read().values() {
+                let s = h.state.lock();
+                n += s.mmapped.len() as u64 + u64::from(s.open.is_some());
+            }
+        }
+        n
+    }
+
     /// The head's counters.
     pub fn stats(&self) -> &HeadStats {
         &self.stats
