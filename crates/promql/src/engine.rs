@@ -45,6 +45,15 @@ impl Default for EngineOptions {
     }
 }
 
+/// Settings of one query that override the engine's.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// A shorter timeout for this query (the HTTP API's `timeout`
+    /// parameter). The engine's own timeout still applies when it is
+    /// shorter.
+    pub timeout: Option<Duration>,
+}
+
 /// Why a query failed. [`QueryError::error_type`] gives Prometheus's
 /// `errorType` for the HTTP API.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -153,6 +162,32 @@ impl Engine {
         self.instant_query_expr(storage, &expr, t)
     }
 
+    /// Evaluates a parsed expression at time `t` (ms) with per-query
+    /// options.
+    pub fn instant_query_with(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        self.run(storage, expr, t, t, 1, true, opts)
+    }
+
+    /// Evaluates a parsed expression over a range with per-query options.
+    pub fn range_query_with(
+        &self,
+        storage: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryResult, QueryError> {
+        Self::check_range(start, end, step)?;
+        self.run(storage, expr, start, end, step, false, opts)
+    }
+
     /// Evaluates `query` at `start, start+step, ..., end` (ms).
     pub fn range_query(
         &self,
@@ -173,7 +208,7 @@ impl Engine {
         expr: &Expr,
         t: i64,
     ) -> Result<QueryResult, QueryError> {
-        self.run(storage, expr, t, t, 1, true)
+        self.instant_query_with(storage, expr, t, &QueryOptions::default())
     }
 
     /// Evaluates a parsed expression over a range.
@@ -185,6 +220,10 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.range_query_with(storage, expr, start, end, step, &QueryOptions::default())
+    }
+
+    fn check_range(start: i64, end: i64, step: i64) -> Result<(), QueryError> {
         if step <= 0 {
             return Err(QueryError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -200,9 +239,10 @@ impl Engine {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
         }
-        self.run(storage, expr, start, end, step, false)
+        Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
         storage: &dyn Queryable,
@@ -211,10 +251,15 @@ impl Engine {
         end: i64,
         step: i64,
         instant: bool,
+        opts: &QueryOptions,
     ) -> Result<QueryResult, QueryError> {
         let started = Instant::now();
-        let deadline = started + self.opts.timeout;
+        let timeout = opts
+            .timeout
+            .map_or(self.opts.timeout, |t| t.min(self.opts.timeout));
+        let deadline = started + timeout;
         let _guard = self.gate.enter(deadline)?;
+        let queue_seconds = started.elapsed().as_secs_f64();
         let mut ev = Evaluator::new(&self.opts, storage, start, end, step, deadline);
         if instant {
             ev.set_instant();
@@ -228,7 +273,10 @@ impl Engine {
                 total_samples_loaded: ev.samples_loaded,
                 peak_samples: ev.peak_samples as u64,
                 prepare_seconds: ev.prepare_seconds,
-                eval_seconds: (total - ev.prepare_seconds).max(0.0),
+                eval_seconds: (total - queue_seconds - ev.prepare_seconds - ev.sort_seconds)
+                    .max(0.0),
+                sort_seconds: ev.sort_seconds,
+                queue_seconds,
                 total_seconds: total,
             },
         })

@@ -64,6 +64,8 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) current_samples: usize,
     pub(crate) peak_samples: usize,
     pub(crate) prepare_seconds: f64,
+    /// Seconds spent sorting the result.
+    pub(crate) sort_seconds: f64,
     /// The query's own start, end and step (0 for instant queries), for
     /// `@ start()`, `start()`, `end()`, `range()` and `step()`.
     query_start: i64,
@@ -114,6 +116,7 @@ impl<'a> Evaluator<'a> {
             current_samples: 0,
             peak_samples: 0,
             prepare_seconds: 0.0,
+            sort_seconds: 0.0,
             query_start: start,
             query_end: end,
             query_step: step,
@@ -225,7 +228,9 @@ impl<'a> Evaluator<'a> {
                             points: s.points,
                         })
                         .collect();
+                    let sorting = Instant::now();
                     m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                    self.sort_seconds += sorting.elapsed().as_secs_f64();
                     QueryValue::Matrix(m)
                 }
             }
@@ -251,7 +256,9 @@ impl<'a> Evaluator<'a> {
                         })
                     })
                     .collect();
+                let sorting = Instant::now();
                 m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                self.sort_seconds += sorting.elapsed().as_secs_f64();
                 QueryValue::Matrix(m)
             }
         })

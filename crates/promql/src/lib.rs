@@ -33,7 +33,7 @@ mod functions;
 mod parse;
 mod value;
 
-pub use engine::{Engine, EngineOptions, QueryError};
+pub use engine::{Engine, EngineOptions, QueryError, QueryOptions};
 pub use parse::{parse, parse_series_selector};
 pub use value::{
     Annotation, AnnotationKind, Annotations, Matrix, Point, QueryResult, QueryStats, QueryValue,

@@ -167,8 +167,12 @@ pub struct QueryStats {
     pub peak_samples: u64,
     /// Seconds spent preparing (selecting series).
     pub prepare_seconds: f64,
-    /// Seconds spent evaluating.
+    /// Seconds spent evaluating, preparation and sorting excluded.
     pub eval_seconds: f64,
+    /// Seconds spent sorting the result.
+    pub sort_seconds: f64,
+    /// Seconds spent waiting for a free query slot.
+    pub queue_seconds: f64,
     /// Wall seconds of the whole query.
     pub total_seconds: f64,
 }

@@ -1,22 +1,47 @@
 //! The Prometheus HTTP API v1 handlers, with JSON shaped exactly as
 //! Prometheus returns it.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value as Json};
 use vigil_model::{Labels, Queryable};
-use vigil_promql::{QueryError, QueryResult, QueryValue};
+use vigil_promql::{QueryError, QueryOptions, QueryResult, QueryStats, QueryValue};
 
 use crate::AppState;
 
 /// Decoded form or query-string parameters (repeated keys kept).
+///
+/// As an extractor it reads the query string and, for POST and PUT with a
+/// form-encoded (or untyped) body, the body too; body values come first, as
+/// Go's `r.FormValue` prefers them.
 #[derive(Debug, Default)]
 pub(crate) struct Params(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Params, ApiError> {
+        let query = Params::parse(req.uri().query().unwrap_or(""));
+        let form_body = matches!(*req.method(), Method::POST | Method::PUT)
+            && req
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if !form_body {
+            return Ok(query);
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_data(format!("error parsing form values: {e}")))?;
+        Ok(Params::parse(&String::from_utf8_lossy(&body)).merge(query))
+    }
+}
 
 impl Params {
     pub(crate) fn parse(s: &str) -> Params {
@@ -28,11 +53,16 @@ impl Params {
         Params(out)
     }
 
-    fn get(&self, k: &str) -> Option<&str> {
+    pub(crate) fn get(&self, k: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
     }
 
-    fn all(&self, k: &str) -> Vec<&str> {
+    /// The value of `k`, or `""` when absent (Go's `FormValue`).
+    pub(crate) fn value(&self, k: &str) -> &str {
+        self.get(k).unwrap_or("")
+    }
+
+    pub(crate) fn all(&self, k: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(n, _)| n == k)
@@ -73,8 +103,8 @@ fn percent_decode(s: &str) -> String {
 /// An API error: Prometheus's `errorType` and HTTP status.
 #[derive(Debug)]
 pub(crate) struct ApiError {
-    kind: &'static str,
-    message: String,
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
 }
 
 impl ApiError {
@@ -85,9 +115,22 @@ impl ApiError {
         }
     }
 
-    fn internal(message: impl Into<String>) -> ApiError {
+    /// Prometheus's `invalidParamError`: `invalid parameter "name": why`.
+    pub(crate) fn invalid_param(name: &str, why: impl std::fmt::Display) -> ApiError {
+        ApiError::bad_data(format!("invalid parameter {name:?}: {why}"))
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> ApiError {
         ApiError {
             kind: "internal",
+            message: message.into(),
+        }
+    }
+
+    /// Prometheus's `errorUnavailable` (which it answers with status 500).
+    pub(crate) fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            kind: "unavailable",
             message: message.into(),
         }
     }
@@ -110,6 +153,9 @@ fn status_of(kind: &str) -> StatusCode {
         "execution" => StatusCode::UNPROCESSABLE_ENTITY,
         "canceled" => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         "timeout" => StatusCode::SERVICE_UNAVAILABLE,
+        "not_found" => StatusCode::NOT_FOUND,
+        "not_acceptable" => StatusCode::NOT_ACCEPTABLE,
+        // Prometheus answers "internal" and "unavailable" alike with 500.
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -126,7 +172,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn success(data: Json, warnings: Vec<String>, infos: Vec<String>) -> Response {
+pub(crate) fn success(data: Json, warnings: Vec<String>, infos: Vec<String>) -> Response {
     let mut m = Map::new();
     m.insert("status".into(), Json::from("success"));
     m.insert("data".into(), data);
@@ -165,7 +211,7 @@ fn ts_json(t: i64) -> Json {
     serde_json::Number::from_f64(secs).map_or(Json::Null, Json::Number)
 }
 
-fn labels_json(l: &Labels) -> Json {
+pub(crate) fn labels_json(l: &Labels) -> Json {
     let mut m = Map::new();
     for lb in l.iter() {
         m.insert(lb.name.to_string(), Json::from(lb.value));
@@ -204,24 +250,28 @@ fn result_json(r: &QueryResult) -> Json {
 }
 
 /// Parses a timestamp: Unix seconds (with fraction) or RFC 3339.
-pub(crate) fn parse_time(s: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
+    let err = || format!("cannot parse {s:?} to a valid timestamp");
     if let Ok(f) = s.parse::<f64>() {
-        return vigil_model::time::from_seconds_f64(f)
-            .ok_or_else(|| ApiError::bad_data(format!("cannot parse {s:?} to a valid timestamp")));
+        return vigil_model::time::from_seconds_f64(f).ok_or_else(err);
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|d| d.timestamp_millis())
-        .map_err(|_| ApiError::bad_data(format!("cannot parse {s:?} to a valid timestamp")))
+        .map_err(|_| err())
 }
 
-/// Parses a duration: float seconds or a Prometheus duration like `1m30s`.
-pub(crate) fn parse_duration(s: &str) -> Result<i64, ApiError> {
-    let err = || ApiError::bad_data(format!("cannot parse {s:?} to a valid duration"));
+/// Parses a duration in ms: float seconds (possibly negative, as Go's
+/// `ParseFloat` reads them) or a Prometheus duration like `1m30s`.
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
+    let err = || format!("cannot parse {s:?} to a valid duration");
     if let Ok(f) = s.parse::<f64>() {
-        if !f.is_finite() || f < 0.0 {
-            return Err(err());
+        let ms = f * 1000.0;
+        if !ms.is_finite() || ms.abs() >= i64::MAX as f64 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
         }
-        return Ok((f * 1000.0).round() as i64);
+        return Ok(ms.round() as i64);
     }
     let mut total: i64 = 0;
     let mut rest = s;
@@ -256,6 +306,43 @@ pub(crate) fn parse_duration(s: &str) -> Result<i64, ApiError> {
     Ok(total)
 }
 
+/// A timestamp parameter, `default` when absent or empty.
+pub(crate) fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
+    match p.get(name) {
+        Some(v) if !v.is_empty() => parse_time(v).map_err(|e| ApiError::invalid_param(name, e)),
+        _ => Ok(default),
+    }
+}
+
+/// Prometheus's `parseLimitParam`: absent or 0 means no limit.
+pub(crate) fn limit_param(p: &Params) -> Result<usize, ApiError> {
+    let s = p.value("limit");
+    if s.is_empty() {
+        return Ok(0);
+    }
+    let n = parse_go_int(s).map_err(|e| ApiError::invalid_param("limit", e))?;
+    if n < 0 {
+        return Err(ApiError::invalid_param(
+            "limit",
+            "limit must be non-negative",
+        ));
+    }
+    Ok(usize::try_from(n).unwrap_or(usize::MAX))
+}
+
+/// Go's `strconv.Atoi`, with its error text.
+pub(crate) fn parse_go_int(s: &str) -> Result<i64, String> {
+    s.parse::<i64>().map_err(|e| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
+        format!("strconv.Atoi: parsing {s:?}: {why}")
+    })
+}
+
 fn annotations(r: &QueryResult) -> (Vec<String>, Vec<String>) {
     (
         r.annotations.warnings().map(|a| a.to_string()).collect(),
@@ -263,7 +350,8 @@ fn annotations(r: &QueryResult) -> (Vec<String>, Vec<String>) {
     )
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs blocking storage work on tokio's blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -283,233 +371,241 @@ pub(crate) async fn ready(State(st): State<AppState>) -> Response {
     }
 }
 
-pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
-    let db = st.db.clone();
-    let stats = st.stats.clone();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = String::new();
-        db.write_metrics(&mut out);
-        let _ = writeln!(
-            out,
-            "# HELP vigil_remote_write_samples_received_total Samples received over remote write."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE vigil_remote_write_samples_received_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "vigil_remote_write_samples_received_total {}",
-            stats.samples_received.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP vigil_remote_write_samples_rejected_total Samples rejected over remote write."
-        );
-        let _ = writeln!(
-            out,
-            "# TYPE vigil_remote_write_samples_rejected_total counter"
-        );
-        let _ = writeln!(
-            out,
-            "vigil_remote_write_samples_rejected_total {}",
-            stats.samples_rejected.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# HELP vigil_queries_total Queries evaluated.");
-        let _ = writeln!(out, "# TYPE vigil_queries_total counter");
-        let _ = writeln!(
-            out,
-            "vigil_queries_total {}",
-            stats.queries.load(Ordering::Relaxed)
-        );
-        out
-    })
-    .await
-    .unwrap_or_default();
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+/// The `timeout` parameter, when given.
+fn timeout_param(p: &Params) -> Result<QueryOptions, ApiError> {
+    let mut opts = QueryOptions::default();
+    let to = p.value("timeout");
+    if !to.is_empty() {
+        let ms = parse_duration(to).map_err(|e| ApiError::invalid_param("timeout", e))?;
+        opts.timeout = Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+    }
+    Ok(opts)
 }
 
-async fn query(st: AppState, p: Params) -> Result<Response, ApiError> {
-    let q = p
-        .get("query")
-        .ok_or_else(|| ApiError::bad_data("missing query parameter"))?
-        .to_string();
-    let t = match p.get("time") {
-        Some(t) if !t.is_empty() => parse_time(t)?,
-        _ => vigil_model::time::now_ms(),
-    };
+/// Query statistics as Prometheus renders them with `stats=<anything>`:
+/// the timings and the sample counts. vigil evaluates all steps at once, so
+/// `totalQueryableSamples` counts the samples read from storage, and there
+/// is no per-step breakdown (Prometheus gives one only with its
+/// `promql-per-step-stats` feature flag).
+fn stats_json(s: &QueryStats) -> Json {
+    json!({
+        "timings": {
+            "evalTotalTime": s.prepare_seconds + s.eval_seconds + s.sort_seconds,
+            "resultSortTime": s.sort_seconds,
+            "queryPreparationTime": s.prepare_seconds,
+            "innerEvalTime": s.eval_seconds,
+            "execQueueTime": s.queue_seconds,
+            "execTotalTime": s.total_seconds,
+        },
+        "samples": {
+            "totalQueryableSamples": s.total_samples_loaded,
+            "peakSamples": s.peak_samples,
+        },
+    })
+}
+
+/// Cuts vectors and matrices to `limit` series; says whether it cut.
+fn truncate(value: &mut QueryValue, limit: usize) -> bool {
+    match value {
+        QueryValue::Vector(v) if v.len() > limit => {
+            v.truncate(limit);
+            true
+        }
+        QueryValue::Matrix(m) if m.len() > limit => {
+            m.truncate(limit);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Renders a finished query as Prometheus does: result, optional stats,
+/// warnings (a truncation warning last) and infos.
+fn query_response(mut r: QueryResult, p: &Params, limit: usize) -> Response {
+    let (mut w, i) = annotations(&r);
+    if limit > 0 && truncate(&mut r.value, limit) {
+        w.push("results truncated due to limit".into());
+    }
+    let mut data = result_json(&r);
+    if !p.value("stats").is_empty() {
+        if let Json::Object(m) = &mut data {
+            m.insert("stats".into(), stats_json(&r.stats));
+        }
+    }
+    success(data, w, i)
+}
+
+fn parse_query(p: &Params) -> Result<promql_parser::parser::Expr, ApiError> {
+    vigil_promql::parse(p.value("query")).map_err(|e| ApiError::invalid_param("query", e))
+}
+
+/// `/api/v1/query`, GET and POST.
+pub(crate) async fn query(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
+    let limit = limit_param(&p)?;
+    let t = time_param(&p, "time", vigil_model::time::now_ms())?;
+    let opts = timeout_param(&p)?;
+    let expr = parse_query(&p)?;
     crate::mark_query(&st);
+    let metrics = st.metrics.clone();
     let r = blocking(move || {
-        Ok(st
+        let r = st
             .engine
-            .instant_query(st.db.as_ref() as &dyn Queryable, &q, t)?)
+            .instant_query_with(st.db.as_ref() as &dyn Queryable, &expr, t, &opts);
+        metrics.observe_query(&r);
+        Ok(r?)
     })
     .await?;
-    let (w, i) = annotations(&r);
-    Ok(success(result_json(&r), w, i))
+    Ok(query_response(r, &p, limit))
 }
 
-async fn query_range(st: AppState, p: Params) -> Result<Response, ApiError> {
-    let q = p
-        .get("query")
-        .ok_or_else(|| ApiError::bad_data("missing query parameter"))?
-        .to_string();
-    let start = parse_time(
-        p.get("start")
-            .ok_or_else(|| ApiError::bad_data("missing start parameter"))?,
-    )?;
-    let end = parse_time(
-        p.get("end")
-            .ok_or_else(|| ApiError::bad_data("missing end parameter"))?,
-    )?;
-    let step = parse_duration(
-        p.get("step")
-            .ok_or_else(|| ApiError::bad_data("missing step parameter"))?,
-    )?;
+/// `/api/v1/query_range`, GET and POST.
+pub(crate) async fn query_range(
+    State(st): State<AppState>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let limit = limit_param(&p)?;
+    let start = parse_time(p.value("start")).map_err(|e| ApiError::invalid_param("start", e))?;
+    let end = parse_time(p.value("end")).map_err(|e| ApiError::invalid_param("end", e))?;
+    if end < start {
+        return Err(ApiError::invalid_param(
+            "end",
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = parse_duration(p.value("step")).map_err(|e| ApiError::invalid_param("step", e))?;
+    if step <= 0 {
+        return Err(ApiError::invalid_param(
+            "step",
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    if (end - start) / step > 11_000 {
+        return Err(ApiError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ));
+    }
+    let opts = timeout_param(&p)?;
+    let expr = parse_query(&p)?;
     crate::mark_query(&st);
+    let metrics = st.metrics.clone();
     let r = blocking(move || {
-        Ok(st
-            .engine
-            .range_query(st.db.as_ref() as &dyn Queryable, &q, start, end, step)?)
+        let r = st.engine.range_query_with(
+            st.db.as_ref() as &dyn Queryable,
+            &expr,
+            start,
+            end,
+            step,
+            &opts,
+        );
+        metrics.observe_query(&r);
+        Ok(r?)
     })
     .await?;
-    let (w, i) = annotations(&r);
-    Ok(success(result_json(&r), w, i))
+    Ok(query_response(r, &p, limit))
 }
 
-fn range_of(p: &Params) -> Result<(i64, i64), ApiError> {
-    let start = match p.get("start") {
-        Some(s) if !s.is_empty() => parse_time(s)?,
-        _ => vigil_model::time::MIN_TIME,
-    };
-    let end = match p.get("end") {
-        Some(s) if !s.is_empty() => parse_time(s)?,
-        _ => vigil_model::time::MAX_TIME,
-    };
-    Ok((start, end))
+/// The `start` and `end` parameters, the whole time range by default.
+pub(crate) fn range_of(p: &Params) -> Result<(i64, i64), ApiError> {
+    Ok((
+        time_param(p, "start", vigil_model::time::MIN_TIME)?,
+        time_param(p, "end", vigil_model::time::MAX_TIME)?,
+    ))
 }
 
-/// The `match[]` selectors, each as a list of matchers.
-fn selectors(p: &Params) -> Result<Vec<Vec<vigil_model::Matcher>>, ApiError> {
+/// The `match[]` selectors, each as a list of matchers. As Prometheus's
+/// `parseMatchersParam`, each must have a matcher that rejects `""`.
+pub(crate) fn selectors(p: &Params) -> Result<Vec<Vec<vigil_model::Matcher>>, ApiError> {
     let mut out = Vec::new();
     for m in p.all("match[]") {
-        out.push(
-            vigil_promql::parse_series_selector(m)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?,
-        );
+        let ms = vigil_promql::parse_series_selector(m)
+            .map_err(|e| ApiError::invalid_param("match[]", e))?;
+        if ms.iter().all(|m| m.matches_empty()) {
+            return Err(ApiError::invalid_param(
+                "match[]",
+                "match[] must contain at least one non-empty matcher",
+            ));
+        }
+        out.push(ms);
     }
     Ok(out)
 }
 
-fn limit_of(p: &Params) -> Result<usize, ApiError> {
-    match p.get("limit") {
-        Some(l) if !l.is_empty() => l
-            .parse::<usize>()
-            .map_err(|_| ApiError::bad_data(format!("cannot parse \"limit\" {l:?}"))),
-        _ => Ok(0),
-    }
+fn storage_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
 }
 
-async fn labels(st: AppState, p: Params) -> Result<Response, ApiError> {
+/// Cuts a sorted list at `limit`, with Prometheus's warning when it cut.
+fn limited<T>(mut v: Vec<T>, limit: usize) -> (Vec<T>, Vec<String>) {
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        return (v, vec!["results truncated due to limit".to_string()]);
+    }
+    (v, Vec::new())
+}
+
+/// `/api/v1/labels`, GET and POST.
+pub(crate) async fn labels(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let (start, end) = range_of(&p)?;
     let sels = selectors(&p)?;
-    let limit = limit_of(&p)?;
-    let mut names = blocking(move || {
-        let q = st
-            .db
-            .querier(start, end)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut names: Vec<String> = Vec::new();
+    let limit = limit_param(&p)?;
+    let names = blocking(move || {
+        let q = st.db.querier(start, end).map_err(storage_err)?;
         if sels.is_empty() {
-            names = q
-                .label_names(&[])
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-        } else {
-            for s in &sels {
-                names.extend(
-                    q.label_names(s)
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
-                );
-            }
-            names.sort();
-            names.dedup();
+            return q.label_names(&[]).map_err(storage_err);
         }
+        let mut names: Vec<String> = Vec::new();
+        for s in &sels {
+            names.extend(q.label_names(s).map_err(storage_err)?);
+        }
+        names.sort();
+        names.dedup();
         Ok(names)
     })
     .await?;
-    let mut warnings = Vec::new();
-    if limit > 0 && names.len() > limit {
-        names.truncate(limit);
-        warnings.push("results truncated due to limit".to_string());
-    }
+    let (names, warnings) = limited(names, limit);
     Ok(success(Json::from(names), warnings, Vec::new()))
 }
 
+/// `/api/v1/label/{name}/values`.
 pub(crate) async fn label_values(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    RawQuery(q): RawQuery,
+    p: Params,
 ) -> Result<Response, ApiError> {
-    let p = Params::parse(q.as_deref().unwrap_or(""));
     let (start, end) = range_of(&p)?;
     let sels = selectors(&p)?;
-    let limit = limit_of(&p)?;
-    let mut values = blocking(move || {
-        let q = st
-            .db
-            .querier(start, end)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut values: Vec<String> = Vec::new();
+    let limit = limit_param(&p)?;
+    let values = blocking(move || {
+        let q = st.db.querier(start, end).map_err(storage_err)?;
         if sels.is_empty() {
-            values = q
-                .label_values(&name, &[])
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-        } else {
-            for s in &sels {
-                values.extend(
-                    q.label_values(&name, s)
-                        .map_err(|e| ApiError::internal(e.to_string()))?,
-                );
-            }
-            values.sort();
-            values.dedup();
+            return q.label_values(&name, &[]).map_err(storage_err);
         }
+        let mut values: Vec<String> = Vec::new();
+        for s in &sels {
+            values.extend(q.label_values(&name, s).map_err(storage_err)?);
+        }
+        values.sort();
+        values.dedup();
         Ok(values)
     })
     .await?;
-    let mut warnings = Vec::new();
-    if limit > 0 && values.len() > limit {
-        values.truncate(limit);
-        warnings.push("results truncated due to limit".to_string());
-    }
+    let (values, warnings) = limited(values, limit);
     Ok(success(Json::from(values), warnings, Vec::new()))
 }
 
-async fn series(st: AppState, p: Params) -> Result<Response, ApiError> {
+/// `/api/v1/series`, GET and POST.
+pub(crate) async fn series(State(st): State<AppState>, p: Params) -> Result<Response, ApiError> {
     let (start, end) = range_of(&p)?;
     let sels = selectors(&p)?;
     if sels.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    let limit = limit_of(&p)?;
-    let mut all = blocking(move || {
-        let q = st
-            .db
-            .querier(start, end)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
+    let limit = limit_param(&p)?;
+    let all = blocking(move || {
+        let q = st.db.querier(start, end).map_err(storage_err)?;
         let mut all: Vec<Labels> = Vec::new();
         for s in &sels {
-            let set = q
-                .select(true, None, s)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let set = q.select(true, None, s).map_err(storage_err)?;
             all.extend(set.series.iter().map(|x| x.labels().clone()));
         }
         all.sort();
@@ -517,80 +613,12 @@ async fn series(st: AppState, p: Params) -> Result<Response, ApiError> {
         Ok(all)
     })
     .await?;
-    let mut warnings = Vec::new();
-    if limit > 0 && all.len() > limit {
-        all.truncate(limit);
-        warnings.push("results truncated due to limit".to_string());
-    }
+    let (all, warnings) = limited(all, limit);
     Ok(success(
         Json::from(all.iter().map(labels_json).collect::<Vec<_>>()),
         warnings,
         Vec::new(),
     ))
-}
-
-fn body_params(q: Option<String>, body: &Bytes) -> Params {
-    Params::parse(q.as_deref().unwrap_or("")).merge(Params::parse(&String::from_utf8_lossy(body)))
-}
-
-pub(crate) async fn query_get(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    query(st, Params::parse(q.as_deref().unwrap_or(""))).await
-}
-
-pub(crate) async fn query_post(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    query(st, body_params(q, &body)).await
-}
-
-pub(crate) async fn query_range_get(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    query_range(st, Params::parse(q.as_deref().unwrap_or(""))).await
-}
-
-pub(crate) async fn query_range_post(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    query_range(st, body_params(q, &body)).await
-}
-
-pub(crate) async fn labels_get(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    labels(st, Params::parse(q.as_deref().unwrap_or(""))).await
-}
-
-pub(crate) async fn labels_post(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    labels(st, body_params(q, &body)).await
-}
-
-pub(crate) async fn series_get(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-) -> Result<Response, ApiError> {
-    series(st, Params::parse(q.as_deref().unwrap_or(""))).await
-}
-
-pub(crate) async fn series_post(
-    State(st): State<AppState>,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    series(st, body_params(q, &body)).await
 }
 
 #[cfg(test)]
@@ -617,7 +645,23 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), 90_000);
         assert_eq!(parse_duration("0.5").unwrap(), 500);
         assert!(parse_duration("5x").is_err());
-        assert!(parse_duration("-1").is_err());
+        // Negative seconds parse, as in Go; callers reject them in context.
+        assert_eq!(parse_duration("-1").unwrap(), -1000);
+    }
+
+    #[test]
+    fn limits_as_prometheus() {
+        let p = |s: &str| Params::parse(s);
+        assert_eq!(limit_param(&p("")).unwrap(), 0);
+        assert_eq!(limit_param(&p("limit=5")).unwrap(), 5);
+        assert_eq!(
+            limit_param(&p("limit=x")).unwrap_err().message,
+            "invalid parameter \"limit\": strconv.Atoi: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(
+            limit_param(&p("limit=-1")).unwrap_err().message,
+            "invalid parameter \"limit\": limit must be non-negative"
+        );
     }
 
     #[test]

@@ -6,9 +6,17 @@
 //! thread, never on the async workers.
 #![warn(missing_docs)]
 
+mod admin;
 mod api;
+mod federate;
+mod health;
+mod meta;
+pub mod remote_read;
 pub mod remote_write;
+mod selfmetrics;
+mod status;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +41,15 @@ pub struct ServerOptions {
     pub engine: EngineOptions,
     /// Largest remote-write body accepted, compressed, in bytes.
     pub max_write_bytes: usize,
+    /// The configuration file's text, shown by `/api/v1/status/config`.
+    pub config_yaml: String,
+    /// The command-line flags, shown by `/api/v1/status/flags`.
+    pub flags: BTreeMap<String, String>,
+    /// Serve `/api/v1/admin/tsdb/*` (`--web.enable-admin-api`).
+    pub enable_admin_api: bool,
+    /// Most samples one remote-read request may return
+    /// (`--storage.remote.read-sample-limit`); 0 means no limit.
+    pub remote_read_sample_limit: usize,
 }
 
 impl Default for ServerOptions {
@@ -43,6 +60,10 @@ impl Default for ServerOptions {
             storage: Options::default(),
             engine: EngineOptions::default(),
             max_write_bytes: 32 << 20,
+            config_yaml: String::new(),
+            flags: BTreeMap::new(),
+            enable_admin_api: false,
+            remote_read_sample_limit: 50_000_000,
         }
     }
 }
@@ -81,6 +102,13 @@ pub(crate) struct AppState {
     pub(crate) ready: Arc<AtomicBool>,
     pub(crate) stats: Arc<ServerStats>,
     pub(crate) max_write_bytes: usize,
+    pub(crate) config_yaml: Arc<parking_lot::RwLock<String>>,
+    pub(crate) config_reload: Arc<parking_lot::RwLock<status::ReloadStatus>>,
+    pub(crate) flags: Arc<BTreeMap<String, String>>,
+    pub(crate) enable_admin_api: bool,
+    pub(crate) remote_read_sample_limit: usize,
+    pub(crate) metrics: Arc<selfmetrics::Metrics>,
+    pub(crate) started: std::time::SystemTime,
 }
 
 /// The HTTP routes.
@@ -89,23 +117,53 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/-/healthy", get(api::healthy))
         .route("/-/ready", get(api::ready))
         .route("/api/health", get(api::healthy))
-        .route("/metrics", get(api::metrics))
-        .route("/api/metrics", get(api::metrics))
-        .route("/api/v1/query", get(api::query_get).post(api::query_post))
+        .route("/api/health-check", get(health::health_check))
+        .route("/metrics", get(selfmetrics::metrics))
+        .route("/api/metrics", get(selfmetrics::metrics))
+        .route("/api/v1/query", get(api::query).post(api::query))
         .route(
             "/api/v1/query_range",
-            get(api::query_range_get).post(api::query_range_post),
+            get(api::query_range).post(api::query_range),
+        )
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route(
+            "/api/v1/label/{name}/values",
+            get(api::label_values).post(api::label_values),
+        )
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/metadata", get(meta::metadata))
+        .route(
+            "/api/v1/format_query",
+            get(meta::format_query).post(meta::format_query),
         )
         .route(
-            "/api/v1/labels",
-            get(api::labels_get).post(api::labels_post),
+            "/api/v1/parse_query",
+            get(meta::parse_query).post(meta::parse_query),
         )
-        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/runtimeinfo", get(status::runtime_info))
+        .route("/api/v1/status/buildinfo", get(status::build_info))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
         .route(
-            "/api/v1/series",
-            get(api::series_get).post(api::series_post),
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        )
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
         )
         .route("/api/v1/write", post(remote_write::write))
+        .route("/api/v1/read", post(remote_read::read))
+        .route("/federate", get(federate::federate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            selfmetrics::track,
+        ))
         .with_state(state)
 }
 
@@ -115,12 +173,26 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
+    config_yaml: Arc<parking_lot::RwLock<String>>,
+    config_reload: Arc<parking_lot::RwLock<status::ReloadStatus>>,
 }
 
 impl Server {
     /// The address the server listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Records a configuration reload for `/api/v1/status/config` and
+    /// `/api/v1/status/runtimeinfo`: `Some(text)` when the new file was
+    /// applied (its text is shown from now on), `None` when it was
+    /// rejected (the running text stays).
+    pub fn record_config_reload(&self, applied: Option<String>) {
+        let ok = applied.is_some();
+        if let Some(text) = applied {
+            *self.config_yaml.write() = text;
+        }
+        self.config_reload.write().record(ok);
     }
 
     /// Stops accepting, lets in-flight requests finish, syncs the storage.
@@ -174,7 +246,16 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         ready: Arc::new(AtomicBool::new(true)),
         stats: Arc::new(ServerStats::default()),
         max_write_bytes: opts.max_write_bytes,
+        config_yaml: Arc::new(parking_lot::RwLock::new(opts.config_yaml.clone())),
+        config_reload: Arc::new(parking_lot::RwLock::new(status::ReloadStatus::new())),
+        flags: Arc::new(opts.flags.clone()),
+        enable_admin_api: opts.enable_admin_api,
+        remote_read_sample_limit: opts.remote_read_sample_limit,
+        metrics: Arc::new(selfmetrics::Metrics::new()),
+        started: std::time::SystemTime::now(),
     };
+    let config_yaml = state.config_yaml.clone();
+    let config_reload = state.config_reload.clone();
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -197,6 +278,8 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         addr,
         shutdown: Some(tx),
         task,
+        config_yaml,
+        config_reload,
     })
 }
 

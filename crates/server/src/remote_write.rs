@@ -1,23 +1,35 @@
-//! The remote-write 1.0 receiver: snappy-compressed protobuf
-//! `prometheus.WriteRequest`, decoded with hand-written prost message
+//! The remote-write receiver at `/api/v1/write`, protocols 1.0 and 2.0:
+//! snappy-compressed protobuf, decoded with hand-written prost message
 //! structs (protoc is not needed), appended on the blocking pool.
 //!
-//! Status codes as the spec says: 204 on success; 400 for a malformed
-//! request or one with rejected samples (every valid sample is still
-//! stored); 415 for an unknown content type; 413 for a body over the limit;
-//! 5xx only for retryable storage faults.
+//! The message is chosen by `Content-Type`, as Prometheus's receiver does:
+//! `application/x-protobuf` (or with `proto=prometheus.WriteRequest`) is
+//! 1.0's `prometheus.WriteRequest`;
+//! `application/x-protobuf;proto=io.prometheus.write.v2.Request` is 2.0's
+//! `io.prometheus.write.v2.Request`, whose labels are references into a
+//! symbol table.
+//!
+//! Status codes as the specs say: 204 on success; 400 for a malformed
+//! request or one with rejected samples, with the reasons, while every
+//! valid sample of it is still stored; 415 for an unknown content type,
+//! message or encoding; 413 for a body over the limit; 5xx only for
+//! retryable storage faults, after which nothing of the request is kept.
+//! A 2.0 answer always carries the `X-Prometheus-Remote-Write-*-Written`
+//! headers with what was stored. vigil stores float samples only: native
+//! histograms are rejected (400, counted), and exemplars are dropped
+//! without error, as Prometheus does when its exemplar storage is off.
 
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use vigil_model::{AppendError, Appender, Labels, Value};
+use vigil_model::{AppendError, Appender, Labels, SeriesRef, Value};
 
 use crate::AppState;
 
-/// `prometheus.WriteRequest`.
+/// `prometheus.WriteRequest` (remote write 1.0).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
     /// The series.
@@ -47,7 +59,8 @@ pub struct Label {
     pub value: String,
 }
 
-/// `prometheus.Sample`.
+/// `prometheus.Sample` (also `io.prometheus.write.v2.Sample`, which has
+/// the same fields).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Sample {
     /// Value.
@@ -58,104 +71,428 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
+/// Remote write 2.0 messages (`io.prometheus.write.v2`).
+pub mod v2 {
+    pub use super::Sample;
+
+    /// `io.prometheus.write.v2.Request`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        /// The symbol table: every string of the request, referenced by
+        /// index. Starts with `""`.
+        #[prost(string, repeated, tag = "4")]
+        pub symbols: Vec<String>,
+        /// The series.
+        #[prost(message, repeated, tag = "5")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    /// `io.prometheus.write.v2.TimeSeries`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        /// Label name and value references into `symbols`, in pairs.
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        /// Float samples in time order.
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+        /// Native histogram samples (vigil does not store them yet).
+        #[prost(message, repeated, tag = "3")]
+        pub histograms: Vec<Histogram>,
+        /// Exemplars (vigil does not store them yet).
+        #[prost(message, repeated, tag = "4")]
+        pub exemplars: Vec<Exemplar>,
+        /// Created timestamp in ms, 0 when unset.
+        #[prost(int64, tag = "6")]
+        pub created_timestamp: i64,
+    }
+
+    /// `io.prometheus.write.v2.Exemplar`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        /// Label references into `symbols`, in pairs.
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        /// Value.
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        /// Timestamp in ms.
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
+    }
+
+    /// The fields of `io.prometheus.write.v2.Histogram` vigil reads; the
+    /// others are skipped when decoding.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Histogram {
+        /// Count of observations (integer histograms).
+        #[prost(uint64, tag = "1")]
+        pub count_int: u64,
+        /// Sum of observations.
+        #[prost(double, tag = "3")]
+        pub sum: f64,
+        /// Timestamp in ms.
+        #[prost(int64, tag = "15")]
+        pub timestamp: i64,
+    }
+}
+
+/// The response headers of remote write 2.0.
+pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+/// Native histogram samples stored.
+pub const HISTOGRAMS_WRITTEN: &str = "x-prometheus-remote-write-histograms-written";
+/// Exemplars stored.
+pub const EXEMPLARS_WRITTEN: &str = "x-prometheus-remote-write-exemplars-written";
+
+const PROTO_V1: &str = "prometheus.WriteRequest";
+const PROTO_V2: &str = "io.prometheus.write.v2.Request";
+const APP_PROTOBUF: &str = "application/x-protobuf";
+/// Samples further ahead of the clock than this are rejected, as
+/// Prometheus's receiver does.
+const MAX_AHEAD_MS: i64 = 10 * 60 * 1000;
+
 fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut msg = msg.into();
+    msg.push('\n');
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg.into(),
+        msg,
     )
         .into_response()
 }
 
-pub(crate) async fn write(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    V1,
+    V2,
+}
+
+/// Chooses the message from `Content-Type` and checks `Content-Encoding`;
+/// an unknown type, message or encoding is a 415 with the reason.
+fn negotiate(headers: &HeaderMap) -> Result<Proto, String> {
     let ctype = headers
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/x-protobuf");
-    let media = ctype.split(';').next().unwrap_or("").trim();
-    if media != "application/x-protobuf" {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("unsupported content type {ctype:?}"),
-        );
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_string())
+        .filter(|c| !c.is_empty())
+        // Senders of 1.0 that set no type are taken as 1.0, as Prometheus
+        // takes them.
+        .unwrap_or_else(|| APP_PROTOBUF.to_string());
+    let mut parts = ctype.split(';');
+    if parts.next().map(str::trim) != Some(APP_PROTOBUF) {
+        return Err(format!(
+            "expected {APP_PROTOBUF} as the first (media) part, got {ctype} content-type"
+        ));
     }
-    if ctype.contains("io.prometheus.write.v2.Request") {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "remote write 2.0 is not supported yet; send protocol 1.0",
-        );
+    let mut proto = Proto::V1;
+    for p in parts {
+        let Some((k, v)) = p.trim().split_once('=') else {
+            return Err(format!(
+                "as per https://www.rfc-editor.org/rfc/rfc9110#parameter expected parameters to be key-values, got {p} in {ctype} content-type"
+            ));
+        };
+        if k.trim() == "proto" {
+            proto = match v.trim() {
+                PROTO_V1 => Proto::V1,
+                PROTO_V2 => Proto::V2,
+                other => {
+                    return Err(format!(
+                        "got {ctype} content type; unknown remote write protobuf message {other}, supported: {PROTO_V1}, {PROTO_V2}"
+                    ))
+                }
+            };
+        }
     }
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let enc = String::from_utf8_lossy(enc.as_bytes())
+            .trim()
+            .to_lowercase();
+        if !enc.is_empty() && enc != "snappy" {
+            return Err(format!(
+                "{enc} encoding (compression) is not accepted by this server; only snappy is acceptable"
+            ));
+        }
+    }
+    Ok(proto)
+}
+
+/// What appending a request did.
+#[derive(Debug, Default)]
+struct Outcome {
+    samples: u64,
+    histograms: u64,
+    exemplars: u64,
+    rejected: u64,
+    /// Reasons for rejected data, one per line in the 400 answer.
+    errors: Vec<String>,
+}
+
+impl Outcome {
+    /// Notes a rejection; the answer lists the first few reasons.
+    fn reject(&mut self, n: u64, why: impl FnOnce() -> String) {
+        self.rejected += n;
+        if self.errors.len() < 16 {
+            self.errors.push(why());
+        } else if self.errors.len() == 16 {
+            self.errors.push("(further errors left out)".into());
+        }
+    }
+}
+
+/// Appends one series' float samples; a storage fault ends the request.
+fn append_samples(
+    app: &mut impl Appender,
+    labels: &Labels,
+    samples: &[Sample],
+    max_t: i64,
+    out: &mut Outcome,
+) -> Result<(), String> {
+    let mut sref: Option<SeriesRef> = None;
+    for s in samples {
+        if s.timestamp > max_t {
+            out.reject(1, || {
+                format!("out of bounds: timestamp is too far in the future for series {labels}")
+            });
+            continue;
+        }
+        match app.append(sref, labels, s.timestamp, Value::Float(s.value)) {
+            Ok(r) => {
+                sref = Some(r);
+                out.samples += 1;
+            }
+            Err(AppendError::Storage(e)) => return Err(e.to_string()),
+            Err(e) => out.reject(1, || format!("{e} for series {labels}")),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a decoded label set as Prometheus's receiver does.
+fn valid_labels(labels: Result<Labels, String>) -> Result<Labels, String> {
+    let labels = labels?;
+    if labels.metric_name().is_none_or(str::is_empty) {
+        return Err(format!("invalid metric name or labels, got {labels}"));
+    }
+    Ok(labels)
+}
+
+fn write_v1(app: &mut impl Appender, req: &WriteRequest, max_t: i64) -> Result<Outcome, String> {
+    let mut out = Outcome::default();
+    for ts in &req.timeseries {
+        let labels = Labels::try_from_pairs(
+            ts.labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str())),
+        )
+        .map_err(|e| format!("invalid labels: {e}"));
+        match valid_labels(labels) {
+            Ok(l) => append_samples(app, &l, &ts.samples, max_t, &mut out)?,
+            Err(e) => out.reject(ts.samples.len() as u64, || e),
+        }
+    }
+    Ok(out)
+}
+
+/// The labels of a 2.0 series from its references into the symbol table.
+fn v2_labels(refs: &[u32], symbols: &[String]) -> Result<Labels, String> {
+    if !refs.len().is_multiple_of(2) {
+        return Err(format!(
+            "invalid labels_refs: odd length {} (must be name/value pairs)",
+            refs.len()
+        ));
+    }
+    let sym = |r: u32| {
+        symbols.get(r as usize).map(String::as_str).ok_or_else(|| {
+            format!(
+                "invalid labels_refs: reference {r} outside the symbol table of {} entries",
+                symbols.len()
+            )
+        })
+    };
+    let mut pairs = Vec::with_capacity(refs.len() / 2);
+    for p in refs.chunks_exact(2) {
+        pairs.push((sym(p[0])?, sym(p[1])?));
+    }
+    Labels::try_from_pairs(pairs).map_err(|e| format!("invalid labels: {e}"))
+}
+
+fn write_v2(app: &mut impl Appender, req: &v2::Request, max_t: i64) -> Result<Outcome, String> {
+    let mut out = Outcome::default();
+    for ts in &req.timeseries {
+        let n = (ts.samples.len() + ts.histograms.len()) as u64;
+        let labels = match valid_labels(v2_labels(&ts.labels_refs, &req.symbols)) {
+            Ok(l) => l,
+            Err(e) => {
+                out.reject(n, || e);
+                continue;
+            }
+        };
+        append_samples(app, &labels, &ts.samples, max_t, &mut out)?;
+        if !ts.histograms.is_empty() {
+            out.reject(ts.histograms.len() as u64, || {
+                format!("native histogram samples are not supported yet for series {labels}")
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn written_headers(resp: &mut Response, out: &Outcome) {
+    for (name, n) in [
+        (SAMPLES_WRITTEN, out.samples),
+        (HISTOGRAMS_WRITTEN, out.histograms),
+        (EXEMPLARS_WRITTEN, out.exemplars),
+    ] {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(name), HeaderValue::from(n));
+    }
+}
+
+enum Decoded {
+    V1(WriteRequest),
+    V2(v2::Request),
+}
+
+pub(crate) async fn write(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let proto = match negotiate(&headers) {
+        Ok(p) => p,
+        Err(e) => return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e),
+    };
+    let v2_error = |status: StatusCode, msg: String| {
+        let mut r = text(status, msg);
+        if proto == Proto::V2 {
+            written_headers(&mut r, &Outcome::default());
+        }
+        r
+    };
     if body.len() > st.max_write_bytes {
-        return text(
+        return v2_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body larger than {} bytes", st.max_write_bytes),
         );
     }
+    // The decoder allocates what the body claims; cap it so a tiny body
+    // cannot ask for gigabytes.
+    let max_raw = st.max_write_bytes.saturating_mul(16);
+    match snap::raw::decompress_len(&body) {
+        Ok(n) if n > max_raw => {
+            return v2_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("decompressed body of {n} bytes is larger than {max_raw} bytes"),
+            )
+        }
+        Ok(_) => {}
+        Err(e) => return v2_error(StatusCode::BAD_REQUEST, format!("snappy decode: {e}")),
+    }
     let raw = match snap::raw::Decoder::new().decompress_vec(&body) {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("snappy decode: {e}")),
+        Err(e) => return v2_error(StatusCode::BAD_REQUEST, format!("snappy decode: {e}")),
     };
-    let req: WriteRequest = match prost::Message::decode(raw.as_slice()) {
-        Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("protobuf decode: {e}")),
+    let decoded = match proto {
+        Proto::V1 => prost::Message::decode(raw.as_slice()).map(Decoded::V1),
+        Proto::V2 => prost::Message::decode(raw.as_slice()).map(Decoded::V2),
+    };
+    let decoded = match decoded {
+        Ok(d) => d,
+        Err(e) => return v2_error(StatusCode::BAD_REQUEST, format!("protobuf decode: {e}")),
     };
     let db = st.db.clone();
     let stats = st.stats.clone();
     let outcome = tokio::task::spawn_blocking(move || {
+        let max_t = vigil_model::time::now_ms().saturating_add(MAX_AHEAD_MS);
         let mut app = db.appender();
-        let mut received = 0u64;
-        let mut first_error: Option<String> = None;
-        let mut rejected = 0u64;
-        for ts in &req.timeseries {
-            let labels = match Labels::try_from_pairs(
-                ts.labels
-                    .iter()
-                    .map(|l| (l.name.as_str(), l.value.as_str())),
-            ) {
-                Ok(l) => l,
-                Err(e) => {
-                    rejected += ts.samples.len() as u64;
-                    first_error.get_or_insert_with(|| format!("invalid labels: {e}"));
-                    continue;
-                }
-            };
-            if labels.metric_name().is_none() {
-                rejected += ts.samples.len() as u64;
-                first_error.get_or_insert_with(|| format!("series {labels} has no metric name"));
-                continue;
-            }
-            let mut sref = None;
-            for s in &ts.samples {
-                received += 1;
-                match app.append(sref, &labels, s.timestamp, Value::Float(s.value)) {
-                    Ok(r) => sref = Some(r),
-                    Err(e) => {
-                        rejected += 1;
-                        if first_error.is_none() {
-                            first_error =
-                                Some(format!("{e} for series {labels} at {}", s.timestamp));
-                        }
-                        if let AppendError::Storage(se) = e {
-                            return Err(se.to_string());
-                        }
-                    }
-                }
-            }
-        }
+        let out = match &decoded {
+            Decoded::V1(r) => write_v1(&mut app, r, max_t),
+            Decoded::V2(r) => write_v2(&mut app, r, max_t),
+        }?;
+        // Rejected samples are not part of the batch; the rest is kept.
         app.commit().map_err(|e| e.to_string())?;
         stats
             .samples_received
-            .fetch_add(received, Ordering::Relaxed);
+            .fetch_add(out.samples + out.rejected, Ordering::Relaxed);
         stats
             .samples_rejected
-            .fetch_add(rejected, Ordering::Relaxed);
-        Ok(first_error)
+            .fetch_add(out.rejected, Ordering::Relaxed);
+        Ok::<_, String>(out)
     })
     .await;
     match outcome {
-        Ok(Ok(None)) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Ok(Some(err))) => text(StatusCode::BAD_REQUEST, err),
-        Ok(Err(storage)) => text(StatusCode::INTERNAL_SERVER_ERROR, storage),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Ok(out)) => {
+            let mut r = if out.errors.is_empty() {
+                StatusCode::NO_CONTENT.into_response()
+            } else {
+                text(StatusCode::BAD_REQUEST, out.errors.join("\n"))
+            };
+            if proto == Proto::V2 {
+                written_headers(&mut r, &out);
+            }
+            r
+        }
+        // A storage fault: the batch was rolled back, the sender retries.
+        Ok(Err(e)) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(e) => v2_error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(ctype: Option<&str>, enc: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(c) = ctype {
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(c).unwrap());
+        }
+        if let Some(e) = enc {
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_str(e).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn content_type_chooses_the_message() {
+        assert_eq!(negotiate(&hdrs(None, None)), Ok(Proto::V1));
+        assert_eq!(
+            negotiate(&hdrs(Some("application/x-protobuf"), Some("snappy"))),
+            Ok(Proto::V1)
+        );
+        assert_eq!(
+            negotiate(&hdrs(
+                Some("application/x-protobuf;proto=prometheus.WriteRequest"),
+                None
+            )),
+            Ok(Proto::V1)
+        );
+        assert_eq!(
+            negotiate(&hdrs(
+                Some("application/x-protobuf; proto=io.prometheus.write.v2.Request"),
+                Some("snappy")
+            )),
+            Ok(Proto::V2)
+        );
+        assert!(negotiate(&hdrs(Some("application/json"), None)).is_err());
+        assert!(
+            negotiate(&hdrs(Some("application/x-protobuf;proto=x.Y"), None))
+                .unwrap_err()
+                .contains("unknown remote write protobuf message x.Y")
+        );
+        assert!(
+            negotiate(&hdrs(Some("application/x-protobuf"), Some("zstd")))
+                .unwrap_err()
+                .contains("only snappy")
+        );
+    }
+
+    #[test]
+    fn v2_labels_resolve_and_reject_bad_refs() {
+        let sym: Vec<String> = ["", "__name__", "up", "job", "a"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let l = v2_labels(&[1, 2, 3, 4], &sym).unwrap();
+        assert_eq!(l.get("job"), Some("a"));
+        assert_eq!(l.metric_name(), Some("up"));
+        assert!(v2_labels(&[1, 2, 3], &sym).unwrap_err().contains("odd"));
+        assert!(v2_labels(&[1, 9], &sym).unwrap_err().contains("outside"));
     }
 }
