@@ -5,6 +5,14 @@
 //! Run with `cargo bench -p vigil-tsdb --bench chunk`. Before measuring it
 //! prints the compression (bytes per sample) of each encoding on the same
 //! data.
+//!
+//! For instruction counts, which are stable on a busy machine where times
+//! are not, `VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS` (for example
+//! `decode/Adaptive/constant:100000`, `KIND` a prefix of the kind's name)
+//! skips criterion and runs exactly that loop `ITERS` times, so that
+//! `perf stat -e instructions:u` on the bench binary, divided by
+//! `ITERS * 1920`, is the count per sample (data generation adds well
+//! under one instruction per sample at 100k iterations).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -66,7 +74,60 @@ fn print_compression() {
     }
 }
 
+/// Decodes every chunk with the cursor; returns sums so nothing is elided.
+fn decode_chunks(chunks: &[Vec<u8>]) -> (i64, f64) {
+    let mut sum_t = 0i64;
+    let mut sum_v = 0.0f64;
+    for chunk in chunks {
+        let mut it = ChunkIter::new(black_box(&chunk[..]));
+        while it.next() {
+            let (t, v) = it.at();
+            sum_t = sum_t.wrapping_add(t);
+            sum_v += v;
+        }
+    }
+    (sum_t, sum_v)
+}
+
+/// The `VIGIL_CHUNK_LOOP` mode (see the top of the file).
+fn fixed_loop(spec: &str) {
+    let usage = "VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS, e.g. decode/Adaptive/constant:100000";
+    let (case, iters) = spec.rsplit_once(':').expect(usage);
+    let iters: u64 = iters.parse().expect(usage);
+    let mut parts = case.splitn(3, '/');
+    let (op, enc, kind) = (parts.next(), parts.next(), parts.next());
+    let enc = Encoding::ALL
+        .into_iter()
+        .find(|e| Some(format!("{e:?}").as_str()) == enc)
+        .expect(usage);
+    let kind = Kind::ALL
+        .into_iter()
+        .find(|k| kind.is_some_and(|p| k.name().starts_with(p)))
+        .expect(usage);
+    let series = data(kind, true);
+    match op {
+        Some("encode") => {
+            for _ in 0..iters {
+                for s in &series {
+                    black_box(encode(enc, black_box(s)));
+                }
+            }
+        }
+        Some("decode") => {
+            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode(enc, s)).collect();
+            for _ in 0..iters {
+                black_box(decode_chunks(&chunks));
+            }
+        }
+        _ => panic!("{usage}"),
+    }
+}
+
 fn bench_chunks(c: &mut Criterion) {
+    if let Ok(spec) = std::env::var("VIGIL_CHUNK_LOOP") {
+        fixed_loop(&spec);
+        std::process::exit(0);
+    }
     print_compression();
     let per_iter = SERIES * testdata::SAMPLES_PER_CHUNK as u64;
 
@@ -99,21 +160,7 @@ fn bench_chunks(c: &mut Criterion) {
             g.bench_with_input(
                 BenchmarkId::new(format!("{enc:?}"), kind.name()),
                 &chunks,
-                |b, chunks| {
-                    b.iter(|| {
-                        let mut sum_t = 0i64;
-                        let mut sum_v = 0.0f64;
-                        for chunk in chunks {
-                            let mut it = ChunkIter::new(black_box(&chunk[..]));
-                            while it.next() {
-                                let (t, v) = it.at();
-                                sum_t = sum_t.wrapping_add(t);
-                                sum_v += v;
-                            }
-                        }
-                        black_box((sum_t, sum_v))
-                    })
-                },
+                |b, chunks| b.iter(|| black_box(decode_chunks(chunks))),
             );
         }
     }

@@ -48,8 +48,10 @@ const QMAX: u32 = 20;
 const RICE_ALPHA: u32 = 3;
 /// Samples of a chunk before Rice parameters cap outliers.
 const RICE_WARMUP: u16 = 10;
-/// Cap during the warm-up (keeps `m` far from overflow).
-const RICE_WARM_CAP: u64 = 1 << 44;
+/// Cap during the warm-up (keeps `m` far from overflow). Above any value
+/// coded without escape (`< QMAX << K_MAX`), so that such values always
+/// count in full, which the fast paths rely on.
+const RICE_WARM_CAP: u64 = 1 << 45;
 /// Largest Rice parameter.
 const K_MAX: u32 = 40;
 /// Decimal scales are `0..=MAX_SCALE` (a 4-bit field).
@@ -131,23 +133,33 @@ fn write_rice(w: &mut BitWriter, z: u64, k: u32) -> bool {
     }
 }
 
-/// Reads a Rice code with parameter `k`; `None` is an escape prefix (already
-/// consumed). Fast when the caller refilled the reader since the last read
-/// of up to ~8 bits.
+/// Writes the prefix of `z`'s Rice code with parameter `k`: `q = z >> k`
+/// zero bits and a one, or [`QMAX`] zero bits if `z` needs an escape.
+/// Returns whether it escaped; the low bits ([`write_low`]) or the escape's
+/// payload follow later.
 #[inline(always)]
-fn read_rice(r: &mut BitReader<'_>, k: u32) -> Result<Option<u64>, Fault> {
-    let word = r.peek_word();
-    let q = word.leading_zeros();
-    let n = q + 1 + k;
-    if q < QMAX && n <= r.avail() {
-        // Two shifts so that k == 0 yields 0 rather than overflowing.
-        let low = ((word << (q + 1)) >> 1) >> (63 - k);
-        r.consume(n);
-        return Ok(Some((u64::from(q) << k) | low));
+fn write_prefix(w: &mut BitWriter, z: u64, k: u32) -> bool {
+    let q = z >> k;
+    if q < u64::from(QMAX) {
+        w.write(1, q as u32 + 1);
+        false
+    } else {
+        w.write(0, QMAX);
+        true
     }
-    // Escapes, large k, or the buffer ran low: refill and count again (the
-    // zeros of an unloaded buffer tail may have been counted).
+}
+
+/// Writes the low `k` bits of `z`, the rest of a Rice code.
+#[inline(always)]
+fn write_low(w: &mut BitWriter, z: u64, k: u32) {
+    w.write_long(z, k);
+}
+
+/// Reads the prefix of a Rice code: `Some(q)`, or `None` for an escape.
+#[inline(always)]
+fn read_prefix(r: &mut BitReader<'_>) -> Result<Option<u32>, Fault> {
     r.refill();
+    // Zeros past `avail` are not data: counting stops there.
     let q = r.peek_word().leading_zeros().min(r.avail());
     if q >= QMAX {
         r.consume(QMAX);
@@ -157,8 +169,14 @@ fn read_rice(r: &mut BitReader<'_>, k: u32) -> Result<Option<u64>, Fault> {
         return Err(Fault::Truncated(Truncated));
     }
     r.consume(q + 1);
-    let low = r.read_long(k)?;
-    Ok(Some((u64::from(q) << k) | low))
+    Ok(Some(q))
+}
+
+/// Reads the low `k` bits of a Rice code whose prefix was `q`; returns the
+/// coded value.
+#[inline(always)]
+fn read_low(r: &mut BitReader<'_>, q: u32, k: u32) -> Result<u64, Fault> {
+    Ok((u64::from(q) << k) | r.read_long(k)?)
 }
 
 /// Writes `z` as a 6-bit length (minus one) and that many bits.
@@ -466,38 +484,40 @@ impl Encoder {
         let (zt, zv) = (zigzag(et), zigzag(ev));
         let (kt, kv) = (s.t_rice.k(), s.v_rice.k());
         let (qt, qv) = (zt >> kt, zv >> kv);
-        if qt >= u64::from(QMAX) || qv >= u64::from(QMAX) {
+        // Both below QMAX: no escapes (longer prefixes take the general
+        // path too).
+        if qt + qv >= u64::from(QMAX) {
             return false;
         }
-        let (mut bits, mut len) = (0u64, 0u32);
-        if s.exact {
-            if (zt | zv) == 0 {
-                w.write(0, 1);
-                s.predicted_sample();
-                s.vbits = v.to_bits();
-                return true;
-            }
-            (bits, len) = (1, 1);
+        let exact = (zt | zv) == 0;
+        if s.exact && exact {
+            w.write(0, 1);
+            s.predicted_sample();
+            s.vbits = v.to_bits();
+            return true;
         }
-        let lt = qt as u32 + 1 + kt;
-        let lv = qv as u32 + 1 + kv;
-        if len + lt + lv > 56 {
+        // [flag 1] [qt zeros, 1] [qv zeros, 1] [low kt bits] [low kv bits];
+        // `z ^ (q << k)` is the low bits of `z`.
+        let (qt, qv) = (qt as u32, qv as u32);
+        let flag = u32::from(s.exact);
+        let len = flag + qt + qv + 2 + kt + kv;
+        if len > 56 {
             return false;
         }
-        // The codes' low `k + 1` bits, `(1 << k) | (z & mask)`: flip the
-        // quotient bits `z >> k = q` to `1`.
-        bits = (bits << lt) | (zt ^ ((qt ^ 1) << kt));
-        bits = (bits << lv) | (zv ^ ((qv ^ 1) << kv));
-        w.write(bits, len + lt + lv);
+        let prefix = (u64::from(flag) << (qt + qv + 2)) | (2 << qv) | 1;
+        let bits = (prefix << kt) | (zt ^ (u64::from(qt) << kt));
+        let bits = (bits << kv) | (zv ^ (u64::from(qv) << kv));
+        w.write(bits, len);
         // What the general path does for non-escaped codes; the Rice caps
         // do not apply below the escape threshold.
         s.t_rice.m = s.t_rice.m - (s.t_rice.m >> RICE_ALPHA) + zt;
-        s.learn_interval(delta, et, false);
+        s.interval = s.interval.wrapping_add(et);
         s.t = t;
         s.v_rice.m = s.v_rice.m - (s.v_rice.m >> RICE_ALPHA) + zv;
-        s.learn_decimal(d, ev, false);
+        s.avg = s.avg.wrapping_add(ev);
+        s.n = n;
         s.vbits = v.to_bits();
-        s.exact = (zt | zv) == 0;
+        s.exact = exact;
         true
     }
 
@@ -552,15 +572,31 @@ impl Encoder {
                 }
                 let z = zigzag(err);
                 let k = s.t_rice.k();
-                let big = !write_rice(w, z, k);
-                if big {
-                    write_varlen(w, z);
-                }
                 let warm = count < RICE_WARMUP;
-                s.t_rice.update(z, k, warm);
-                s.learn_interval(delta, err, big);
-                s.t = t;
-                self.write_value(w, v, plan, warm);
+                if s.decimal {
+                    // Both prefixes first, then the rests.
+                    let big = write_prefix(w, z, k);
+                    let value = self.write_value_prefix(w, plan);
+                    let s = &mut self.s;
+                    if big {
+                        write_varlen(w, z);
+                    } else {
+                        write_low(w, z, k);
+                    }
+                    s.t_rice.update(z, k, warm);
+                    s.learn_interval(delta, err, big);
+                    s.t = t;
+                    self.write_value_rest(w, v, plan, value, warm);
+                } else {
+                    let big = !write_rice(w, z, k);
+                    if big {
+                        write_varlen(w, z);
+                    }
+                    s.t_rice.update(z, k, warm);
+                    s.learn_interval(delta, err, big);
+                    s.t = t;
+                    self.write_value(w, v, plan, warm);
+                }
                 self.s.exact = err == 0 && plan.exact();
             }
         }
@@ -588,35 +624,73 @@ impl Encoder {
         }
     }
 
+    /// Writes a whole value code.
     #[inline(always)]
     fn write_value(&mut self, w: &mut BitWriter, v: f64, plan: Plan, warm: bool) {
+        if self.s.decimal {
+            let value = self.write_value_prefix(w, plan);
+            self.write_value_rest(w, v, plan, value, warm);
+        } else {
+            match plan {
+                Plan::Same => w.write_bit(false),
+                _ => self.xor_mode(w, v),
+            }
+        }
+    }
+
+    /// In decimal mode: writes the Rice prefix of the value's code (an
+    /// escape prefix if the value is no decimal at the current scale) and
+    /// returns `(z, k, escaped)` for [`Encoder::write_value_rest`].
+    #[inline(always)]
+    fn write_value_prefix(&self, w: &mut BitWriter, plan: Plan) -> (u64, u32, bool) {
+        match plan {
+            Plan::Decimal { err, .. } => {
+                let z = zigzag(err);
+                let k = self.s.v_rice.k();
+                (z, k, write_prefix(w, z, k))
+            }
+            _ => {
+                w.write(0, QMAX);
+                (0, 0, true)
+            }
+        }
+    }
+
+    /// In decimal mode: writes the rest of the value's code after its
+    /// prefix.
+    #[inline(always)]
+    fn write_value_rest(
+        &mut self,
+        w: &mut BitWriter,
+        v: f64,
+        plan: Plan,
+        (z, k, big): (u64, u32, bool),
+        warm: bool,
+    ) {
         let s = &mut self.s;
         match plan {
             Plan::Decimal { n, d, err } => {
-                let z = zigzag(err);
-                let k = s.v_rice.k();
-                let big = !write_rice(w, z, k);
                 if big {
                     w.write(ESC_BIG, 2);
                     write_varlen(w, z);
+                } else {
+                    write_low(w, z, k);
                 }
                 s.v_rice.update(z, k, warm);
                 s.learn_decimal(d, err, big);
                 debug_assert_eq!(s.n, n);
                 s.vbits = v.to_bits();
             }
-            Plan::Same => w.write_bit(false),
-            Plan::Other if s.decimal => self.escape_decimal_mode(w, v),
-            Plan::Other => self.xor_mode(w, v),
+            _ => self.escape_decimal_mode(w, v),
         }
     }
 
-    /// A value that is no decimal at the current scale, in decimal mode.
+    /// A value that is no decimal at the current scale, in decimal mode,
+    /// after the escape prefix.
     #[cold]
     fn escape_decimal_mode(&mut self, w: &mut BitWriter, v: f64) {
         let s = &mut self.s;
         let bits = v.to_bits();
-        w.write(0, QMAX);
         if bits == STALE_NAN {
             w.write(ESC_STALE, 2);
             return;
@@ -794,91 +868,101 @@ impl Decoder {
 
     /// Reads at a bit position with one unaligned load per sample instead
     /// of a bit buffer: fewer live registers and no refill bookkeeping.
-    #[inline(always)]
+    ///
+    /// A sample is `[flag] [qt zeros, 1] [qv zeros, 1] [kt bits] [kv bits]`.
+    /// Both prefixes come first so that finding where the sample ends, the
+    /// loop's dependency chain from one load to the next, takes two
+    /// `leading_zeros` and no shift by a Rice parameter.
+    ///
+    /// Not inlined: on its own the loop keeps all its state in registers,
+    /// where inside the batch decoder it spilled the general path's.
+    #[inline(never)]
     fn fast_decimal_loop<const TAIL: bool>(
         r: &mut BitReader<'_>,
         s: &mut State,
         out: &mut [(i64, u64)],
     ) -> usize {
-        const GUARD: u64 = 1 << (63 - QMAX);
         let (data, limit) = (r.data, r.limit);
         let mut bitpos = r.bit_position();
         let (mut t, mut interval, mut tm) = (s.t, s.interval, s.t_rice.m);
         let (mut n, mut avg, mut vm) = (s.n, s.avg, s.v_rice.m);
         let mut exact = s.exact;
         let p = POW10[s.scale & MAX_SCALE];
-        let mut done = out.len();
-        for (i, slot) in out.iter_mut().enumerate() {
-            let Some(word) = load_at(data, bitpos) else {
-                done = i;
+        let total = out.len();
+        let mut slots = out.iter_mut();
+        while slots.len() > 0 {
+            let Some(mut word) = load_at(data, bitpos) else {
                 break;
             };
             // At least 57 valid bits.
-            let mut word = word;
-            let mut used = 0;
+            let mut pos = bitpos;
             if exact {
-                used = 1;
                 if word >> 63 == 0 {
-                    if TAIL && bitpos + 1 > limit {
-                        done = i;
+                    if TAIL && pos + 1 > limit {
                         break;
                     }
                     // Exactly predicted: both errors are zero.
-                    bitpos += 1;
+                    bitpos = pos + 1;
                     tm -= tm >> RICE_ALPHA;
                     vm -= vm >> RICE_ALPHA;
                     t = t.wrapping_add(interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC);
                     n = n.wrapping_add(avg >> V_FRAC);
-                    *slot = (t, (n as f64 / p).to_bits());
+                    if let Some(slot) = slots.next() {
+                        *slot = (t, (n as f64 / p).to_bits());
+                    }
                     continue;
                 }
                 word <<= 1;
+                pos += 1;
             }
-            // Timestamp and value: Rice codes without escape, both within
-            // the loaded word. `word | GUARD` has at most QMAX leading zeros,
-            // so `leading_zeros` needs no zero check.
+            // The two prefixes' terminating ones: the top set bit of the
+            // word (bit `b1`), then the next one (`b2`). The `| 1` keeps
+            // `leading_zeros` from seeing zero (one `bsr`, no zero check);
+            // a word without two real ones gives `b2 == 0` and bails out.
+            let b1 = 63 - (word | 1).leading_zeros();
+            let b2 = 63 - ((word ^ (1 << b1)) | 1).leading_zeros();
+            // qt + qv = 62 - b2; both below QMAX (no escape) if the sum is.
+            if b2 <= 62 - QMAX {
+                break;
+            }
             let kt = Rice { m: tm }.k();
-            let qt = (word | GUARD).leading_zeros();
-            let lt = qt + 1 + kt;
-            let zt = (u64::from(qt) << kt) | (((word << (qt + 1)) >> 1) >> (63 - kt));
-            // lt <= QMAX + 1 + K_MAX < 64.
-            word <<= lt;
             let kv = Rice { m: vm }.k();
-            let qv = (word | GUARD).leading_zeros();
-            let lv = qv + 1 + kv;
-            let zv = (u64::from(qv) << kv) | (((word << (qv + 1)) >> 1) >> (63 - kv));
-            used += lt + lv;
-            if qt >= QMAX || qv >= QMAX || used > 56 {
-                done = i;
+            // Prefixes (qt + qv + 2 = 64 - b2 bits) and low bits.
+            let len = 64 - b2 + kt + kv;
+            if len > 56 || (TAIL && pos + len as usize > limit) {
+                // Past the loaded bits, or into the tail's padding
+                // (truncated): the general path decides.
                 break;
             }
-            if TAIL && bitpos + used as usize > limit {
-                // Would consume the padding of the tail: truncated.
-                done = i;
-                break;
-            }
-            bitpos += used as usize;
+            bitpos = pos + len as usize;
+            // The low bits, left aligned: 1 <= 64 - b2 <= 21.
+            let low = word << (64 - b2);
+            let zt = (u64::from(63 - b1) << kt) | ((low >> 1) >> (63 - kt));
+            let zv = (u64::from(b1 - 1 - b2) << kv) | (((low << kt) >> 1) >> (63 - kv));
             // Commit, as State::learn_* do for non-escaped codes. Without
-            // an escape z < QMAX << k, so the Rice cap does not apply.
+            // an escape z < QMAX << k, so the Rice caps do not apply.
             tm = tm - (tm >> RICE_ALPHA) + zt;
-            let et = unzigzag(zt);
-            let delta = (interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC).wrapping_add(et);
-            interval = interval.wrapping_add(et);
-            t = t.wrapping_add(delta);
             vm = vm - (vm >> RICE_ALPHA) + zv;
+            let et = unzigzag(zt);
+            t = t
+                .wrapping_add(interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC)
+                .wrapping_add(et);
+            interval = interval.wrapping_add(et);
             let ev = unzigzag(zv);
-            let d = ev.wrapping_add(avg >> V_FRAC);
+            n = n.wrapping_add(avg >> V_FRAC).wrapping_add(ev);
             avg = avg.wrapping_add(ev);
-            n = n.wrapping_add(d);
             exact = (zt | zv) == 0;
-            *slot = (t, (n as f64 / p).to_bits());
+            if let Some(slot) = slots.next() {
+                *slot = (t, (n as f64 / p).to_bits());
+            }
         }
-        if done > 0 {
+        let done = total - slots.len();
+        if let Some(&(_, vbits)) = out[..done].last() {
             r.set_bit_position(bitpos);
             (s.t, s.interval, s.t_rice.m) = (t, interval, tm);
             (s.n, s.avg, s.v_rice.m) = (n, avg, vm);
             s.exact = exact;
-            s.vbits = out[done - 1].1;
+            s.vbits = vbits;
         }
         done
     }
@@ -928,8 +1012,16 @@ impl Decoder {
             }
         }
         let k = s.t_rice.k();
-        let (z, big) = match read_rice(r, k)? {
-            Some(z) => (z, false),
+        let prefix = read_prefix(r)?;
+        // In decimal mode the value's prefix comes before the timestamp's
+        // low bits.
+        let value_prefix = if s.decimal {
+            Some(read_prefix(r)?)
+        } else {
+            None
+        };
+        let (z, big) = match prefix {
+            Some(q) => (read_low(r, q, k)?, false),
             None => (read_varlen(r)?, true),
         };
         s.t_rice.update(z, k, warm);
@@ -938,10 +1030,9 @@ impl Decoder {
         s.learn_interval(delta, err, big);
         s.t = s.t.wrapping_add(delta);
         r.refill();
-        let (v, exact) = if s.decimal {
-            Self::decimal_mode(r, s, warm)?
-        } else {
-            Self::xor_mode(r, s)?
+        let (v, exact) = match value_prefix {
+            Some(q) => Self::decimal_rest(r, s, q, warm)?,
+            None => Self::xor_mode(r, s)?,
         };
         s.exact = z == 0 && exact;
         Ok(v)
@@ -955,9 +1046,21 @@ impl Decoder {
         s: &mut State,
         warm: bool,
     ) -> Result<(u64, bool), Fault> {
+        let prefix = read_prefix(r)?;
+        Self::decimal_rest(r, s, prefix, warm)
+    }
+
+    /// Decodes a value in decimal mode whose Rice prefix was `prefix`.
+    #[inline(always)]
+    fn decimal_rest(
+        r: &mut BitReader<'_>,
+        s: &mut State,
+        prefix: Option<u32>,
+        warm: bool,
+    ) -> Result<(u64, bool), Fault> {
         let k = s.v_rice.k();
-        let (z, big) = match read_rice(r, k)? {
-            Some(z) => (z, false),
+        let (z, big) = match prefix {
+            Some(q) => (read_low(r, q, k)?, false),
             None => match r.read(2)? {
                 ESC_BIG => (read_varlen(r)?, true),
                 ESC_STALE => return Ok((STALE_NAN, false)),

@@ -433,14 +433,15 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
     /// The current sample.
     #[inline]
     pub fn at(&self) -> (i64, f64) {
-        let (t, v) = self.batch[self.idx.saturating_sub(1) % BATCH];
+        // Before the first `next` this is an unspecified entry.
+        let (t, v) = self.batch[self.idx.wrapping_sub(1) % BATCH];
         (t, f64::from_bits(v))
     }
 
     /// Timestamp of the current sample.
     #[inline]
     pub fn at_t(&self) -> i64 {
-        self.batch[self.idx.saturating_sub(1) % BATCH].0
+        self.batch[self.idx.wrapping_sub(1) % BATCH].0
     }
 
     /// Advances to the first sample with timestamp `>= t` and returns true,
