@@ -8,8 +8,10 @@
 
 mod admin;
 mod api;
+pub mod config;
 mod federate;
 mod health;
+mod lifecycle;
 mod meta;
 pub mod remote_read;
 pub mod remote_write;
@@ -50,6 +52,13 @@ pub struct ServerOptions {
     /// Most samples one remote-read request may return
     /// (`--storage.remote.read-sample-limit`); 0 means no limit.
     pub remote_read_sample_limit: usize,
+    /// The configuration to run.
+    pub config: config::Config,
+    /// The file the configuration came from; reloads read it again. `None`
+    /// for the embedded default.
+    pub config_file: Option<PathBuf>,
+    /// Serve `/-/reload` and `/-/quit` (`--web.enable-lifecycle`).
+    pub enable_lifecycle: bool,
 }
 
 impl Default for ServerOptions {
@@ -64,6 +73,9 @@ impl Default for ServerOptions {
             flags: BTreeMap::new(),
             enable_admin_api: false,
             remote_read_sample_limit: 50_000_000,
+            config: config::Config::default(),
+            config_file: None,
+            enable_lifecycle: false,
         }
     }
 }
@@ -108,6 +120,7 @@ pub(crate) struct AppState {
     pub(crate) enable_admin_api: bool,
     pub(crate) remote_read_sample_limit: usize,
     pub(crate) metrics: Arc<selfmetrics::Metrics>,
+    pub(crate) lifecycle: Arc<lifecycle::Lifecycle>,
     pub(crate) started: std::time::SystemTime,
 }
 
@@ -117,6 +130,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/-/healthy", get(api::healthy))
         .route("/-/ready", get(api::ready))
         .route("/api/health", get(api::healthy))
+        .route("/-/reload", post(lifecycle::reload).put(lifecycle::reload))
+        .route("/-/quit", post(lifecycle::quit).put(lifecycle::quit))
         .route("/api/health-check", get(health::health_check))
         .route("/metrics", get(selfmetrics::metrics))
         .route("/api/metrics", get(selfmetrics::metrics))
@@ -175,12 +190,30 @@ pub struct Server {
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
     config_yaml: Arc<parking_lot::RwLock<String>>,
     config_reload: Arc<parking_lot::RwLock<status::ReloadStatus>>,
+    lifecycle: Arc<lifecycle::Lifecycle>,
 }
 
 impl Server {
     /// The address the server listens on (useful with port 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Reads the configuration file again and applies it. On error the
+    /// running configuration stays, and the error says why (file, line,
+    /// key).
+    pub async fn reload(&self) -> Result<(), config::ConfigError> {
+        self.lifecycle.reload().await
+    }
+
+    /// The configuration in force.
+    pub async fn config(&self) -> config::Config {
+        self.lifecycle.current().await
+    }
+
+    /// Resolves when a client asked the server to stop (`/-/quit`).
+    pub async fn quit_requested(&self) {
+        self.lifecycle.quit_requested().await
     }
 
     /// Records a configuration reload for `/api/v1/status/config` and
@@ -218,44 +251,70 @@ impl Server {
 /// Opens the storage (replaying its WAL off the async workers), binds, and
 /// serves until [`Server::shutdown`]. Must be called on a tokio runtime.
 pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| ServerError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+    let listen_err = |source| ServerError::Listen {
+        addr: opts.listen,
+        source,
+    };
+    let std_listener = std::net::TcpListener::bind(opts.listen).map_err(listen_err)?;
+    std_listener.set_nonblocking(true).map_err(listen_err)?;
+    let addr = std_listener.local_addr().map_err(listen_err)?;
+    // While the WAL replays, a second handle on the same socket answers:
+    // healthy, but not ready (503), as Prometheus does during start-up.
+    let early = std_listener
+        .try_clone()
+        .and_then(tokio::net::TcpListener::from_std)
+        .map_err(listen_err)?;
+    let (early_stop, early_rx) = tokio::sync::oneshot::channel::<()>();
+    let early_task = tokio::spawn(async move {
+        let _ = axum::serve(early, starting_router())
+            .with_graceful_shutdown(async move {
+                let _ = early_rx.await;
+            })
+            .await;
+    });
     let data_dir = opts.data_dir.clone();
     let storage = opts.storage.clone();
-    let db = tokio::task::spawn_blocking(move || Db::open(data_dir, storage))
+    let opened = tokio::task::spawn_blocking(move || Db::open(data_dir, storage))
         .await
         .map_err(|e| ServerError::Listen {
             addr,
             source: std::io::Error::other(e.to_string()),
-        })??;
+        });
+    let _ = early_stop.send(());
+    let _ = early_task.await;
+    let db = opened??;
+    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(listen_err)?;
     let db = Arc::new(db);
     let maintenance = Db::spawn_maintenance(db.clone(), Duration::from_secs(60));
+    let config_yaml = Arc::new(parking_lot::RwLock::new(if opts.config_yaml.is_empty() {
+        opts.config.source.clone()
+    } else {
+        opts.config_yaml.clone()
+    }));
+    let config_reload = Arc::new(parking_lot::RwLock::new(status::ReloadStatus::new()));
     let state = AppState {
         db: db.clone(),
         engine: Arc::new(Engine::new(opts.engine.clone())),
         ready: Arc::new(AtomicBool::new(true)),
         stats: Arc::new(ServerStats::default()),
         max_write_bytes: opts.max_write_bytes,
-        config_yaml: Arc::new(parking_lot::RwLock::new(opts.config_yaml.clone())),
-        config_reload: Arc::new(parking_lot::RwLock::new(status::ReloadStatus::new())),
+        config_yaml: config_yaml.clone(),
+        config_reload: config_reload.clone(),
         flags: Arc::new(opts.flags.clone()),
         enable_admin_api: opts.enable_admin_api,
         remote_read_sample_limit: opts.remote_read_sample_limit,
         metrics: Arc::new(selfmetrics::Metrics::new()),
         started: std::time::SystemTime::now(),
+        lifecycle: Arc::new(lifecycle::Lifecycle::new(
+            opts.enable_lifecycle,
+            opts.config_file.clone(),
+            opts.config.clone(),
+            db.clone(),
+            config_yaml.clone(),
+            config_reload.clone(),
+        )),
     };
-    let config_yaml = state.config_yaml.clone();
-    let config_reload = state.config_reload.clone();
+    let lifecycle = state.lifecycle.clone();
     let app = router(state);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -280,9 +339,24 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         task,
         config_yaml,
         config_reload,
+        lifecycle,
     })
 }
 
 pub(crate) fn mark_query(state: &AppState) {
     state.stats.queries.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The routes served while the storage opens: healthy, not ready.
+fn starting_router() -> Router {
+    let unavailable = || async {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+        )
+    };
+    Router::new()
+        .route("/-/healthy", get(api::healthy))
+        .route("/api/health", get(api::healthy))
+        .fallback(unavailable)
 }

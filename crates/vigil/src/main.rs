@@ -1,9 +1,14 @@
 //! The `vigil` binary: a thin command-line layer over the vigil crates.
 
+mod logging;
+
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use vigil_server::config::{self, Config};
 
 /// vigil: metrics collection, storage, PromQL, rules and alerting in one binary.
 #[derive(Debug, Parser)]
@@ -20,7 +25,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate configuration and rule files without starting.
     Check {
         #[command(subcommand)]
@@ -33,27 +38,157 @@ enum Command {
     },
 }
 
+/// A duration flag in Prometheus's syntax (`15d`, `2m`, `1h30m`), in ms.
+fn duration_flag(s: &str) -> Result<i64, String> {
+    vigil_model::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A size flag in Prometheus's syntax (`512MB`), in bytes.
+fn bytes_flag(s: &str) -> Result<u64, String> {
+    config::parse_bytes(s)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Logfmt,
+    Json,
+}
+
 /// Flags of `vigil serve`, named as Prometheus names them.
 #[derive(Debug, Clone, clap::Args)]
 struct ServeArgs {
-    /// The configuration file (prometheus.yml-compatible; not read yet).
+    /// The configuration file (prometheus.yml-compatible). Without it vigil
+    /// runs its built-in configuration, which scrapes vigil itself.
     #[arg(long = "config.file", visible_alias = "config")]
     config: Option<PathBuf>,
     /// Where the data lives.
     #[arg(long = "storage.tsdb.path", default_value = "data")]
     storage_path: PathBuf,
+    /// How long to keep samples (e.g. 15d). Defaults to 15d when neither
+    /// this nor the size retention is set. 0 disables time retention.
+    #[arg(long = "storage.tsdb.retention.time", alias = "storage.tsdb.retention", value_parser = duration_flag)]
+    retention_time: Option<i64>,
+    /// The most bytes blocks may use (e.g. 50GB). 0 disables it.
+    #[arg(long = "storage.tsdb.retention.size", value_parser = bytes_flag)]
+    retention_size: Option<u64>,
     /// The address to serve the API on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen: std::net::SocketAddr,
+    /// Serve the admin API (/api/v1/admin/tsdb/...).
+    #[arg(long = "web.enable-admin-api")]
+    enable_admin_api: bool,
+    /// Allow reload and shutdown over HTTP (POST /-/reload, /-/quit).
+    #[arg(long = "web.enable-lifecycle")]
+    enable_lifecycle: bool,
+    /// The largest remote-write request accepted, compressed (vigil's own
+    /// flag).
+    #[arg(long = "web.remote-write-max-bytes", value_parser = bytes_flag, default_value = "32MB")]
+    max_write_bytes: u64,
+    /// The most samples one remote-read request may return (0: no limit).
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        default_value_t = 50_000_000
+    )]
+    remote_read_sample_limit: usize,
+    /// The longest a query may run.
+    #[arg(long = "query.timeout", value_parser = duration_flag, default_value = "2m")]
+    query_timeout: i64,
+    /// The most samples a query may hold in memory at once.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+    /// How far back a query looks for the latest sample of a series.
+    #[arg(long = "query.lookback-delta", value_parser = duration_flag, default_value = "5m")]
+    lookback_delta: i64,
+    /// The most queries that run at once; more wait in a queue.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    query_max_concurrency: usize,
+    /// The least severe log level written.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    log_level: LogLevel,
+    /// The log line format.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    log_format: LogFormat,
+    /// Accepted for compatibility and does nothing: vigil's remote-write
+    /// receiver is always on.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    enable_remote_write_receiver: bool,
+    /// Accepted for compatibility and does nothing: vigil's WAL format is
+    /// its own.
+    #[arg(long = "storage.tsdb.wal-compression", num_args = 0..=1, default_missing_value = "true")]
+    wal_compression: Option<String>,
+    /// Accepted for compatibility and does nothing: vigil has no consoles.
+    #[arg(long = "web.console.templates")]
+    console_templates: Option<String>,
+    /// Accepted for compatibility and does nothing: vigil has no consoles.
+    #[arg(long = "web.console.libraries")]
+    console_libraries: Option<String>,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        ServeArgs {
-            config: None,
-            storage_path: PathBuf::from("data"),
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 9090)),
-        }
+impl ServeArgs {
+    /// The flags and their values as `/api/v1/status/flags` shows them.
+    fn as_map(&self) -> BTreeMap<String, String> {
+        let d = vigil_model::format_duration;
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put(
+            "config.file",
+            self.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+        put("storage.tsdb.path", self.storage_path.display().to_string());
+        put(
+            "storage.tsdb.retention.time",
+            self.retention_time.map(d).unwrap_or_else(|| "0s".into()),
+        );
+        put(
+            "storage.tsdb.retention.size",
+            self.retention_size
+                .map(config::format_bytes)
+                .unwrap_or_else(|| "0B".into()),
+        );
+        put("web.listen-address", self.listen.to_string());
+        put("web.enable-admin-api", self.enable_admin_api.to_string());
+        put("web.enable-lifecycle", self.enable_lifecycle.to_string());
+        put(
+            "web.enable-remote-write-receiver",
+            self.enable_remote_write_receiver.to_string(),
+        );
+        put(
+            "web.remote-write-max-bytes",
+            config::format_bytes(self.max_write_bytes),
+        );
+        put(
+            "storage.remote.read-sample-limit",
+            self.remote_read_sample_limit.to_string(),
+        );
+        put("query.timeout", d(self.query_timeout));
+        put("query.max-samples", self.query_max_samples.to_string());
+        put("query.lookback-delta", d(self.lookback_delta));
+        put(
+            "query.max-concurrency",
+            self.query_max_concurrency.to_string(),
+        );
+        put(
+            "log.level",
+            format!("{:?}", self.log_level).to_ascii_lowercase(),
+        );
+        put(
+            "log.format",
+            format!("{:?}", self.log_format).to_ascii_lowercase(),
+        );
+        m
     }
 }
 
@@ -61,8 +196,9 @@ impl Default for ServeArgs {
 enum CheckCommand {
     /// Validate a configuration file.
     Config {
-        /// The file to check.
-        file: PathBuf,
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
     /// Validate rule files.
     Rules {
@@ -91,23 +227,101 @@ fn not_available(what: &str, issue: u32) -> ExitCode {
     ExitCode::from(2)
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-fn serve(args: ServeArgs) -> ExitCode {
-    if let Some(c) = &args.config {
-        eprintln!(
-            "vigil: --config.file {} is not available yet: configuration files arrive with issue #5; \
-             vigil serve runs with its built-in defaults and the flags for now.",
-            c.display()
-        );
-        return ExitCode::from(2);
+/// `vigil check config`: promtool's output shape, status 1 on any failure.
+fn check_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        println!("Checking {}", f.display());
+        match Config::load(f) {
+            Ok(_) => println!(
+                "  SUCCESS: {} is valid prometheus config file syntax",
+                f.display()
+            ),
+            Err(e) => {
+                failed = true;
+                println!("  FAILED: {e}");
+            }
+        }
     }
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .try_init();
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Runs the server until SIGINT, SIGTERM or `/-/quit`; SIGHUP reloads.
+fn serve(args: ServeArgs) -> ExitCode {
+    logging::init(
+        match args.log_level {
+            LogLevel::Debug => tracing::Level::DEBUG,
+            LogLevel::Info => tracing::Level::INFO,
+            LogLevel::Warn => tracing::Level::WARN,
+            LogLevel::Error => tracing::Level::ERROR,
+        },
+        args.log_format == LogFormat::Json,
+    );
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "loading the configuration failed");
+                eprintln!("vigil: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::embedded_default(&args.listen.to_string()),
+    };
+    for (used, flag) in [
+        (
+            args.enable_remote_write_receiver,
+            "--web.enable-remote-write-receiver (the receiver is always on)",
+        ),
+        (
+            args.wal_compression.is_some(),
+            "--storage.tsdb.wal-compression",
+        ),
+        (
+            args.console_templates.is_some() || args.console_libraries.is_some(),
+            "--web.console.* (vigil has no consoles)",
+        ),
+    ] {
+        if used {
+            tracing::info!(flag, "flag accepted for compatibility; it has no effect");
+        }
+    }
+    // Prometheus: 15d unless a time or a size retention is given; 0 disables.
+    let storage = vigil_tsdb::Options {
+        retention_time: match (args.retention_time, args.retention_size) {
+            (Some(0), _) => None,
+            (Some(t), _) => Some(t),
+            (None, Some(_)) => None,
+            (None, None) => Some(15 * 24 * 3_600_000),
+        },
+        retention_size: args.retention_size.filter(|s| *s > 0),
+        ..vigil_tsdb::Options::default()
+    };
+    let engine = vigil_promql::EngineOptions {
+        lookback_delta: args.lookback_delta,
+        max_samples: args.query_max_samples,
+        timeout: Duration::from_millis(args.query_timeout.max(0) as u64),
+        max_concurrent: args.query_max_concurrency.max(1),
+        ..vigil_promql::EngineOptions::default()
+    };
+    let opts = vigil_server::ServerOptions {
+        listen: args.listen,
+        data_dir: args.storage_path.clone(),
+        storage,
+        engine,
+        max_write_bytes: usize::try_from(args.max_write_bytes).unwrap_or(usize::MAX),
+        flags: args.as_map(),
+        enable_admin_api: args.enable_admin_api,
+        enable_lifecycle: args.enable_lifecycle,
+        remote_read_sample_limit: args.remote_read_sample_limit,
+        config_file: args.config.clone(),
+        config,
+        ..vigil_server::ServerOptions::default()
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,15 +332,22 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let opts = vigil_server::ServerOptions {
-        listen: args.listen,
-        data_dir: args.storage_path,
-        ..vigil_server::ServerOptions::default()
-    };
     rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut term, mut hup) = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(t), Ok(h)) => (t, h),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("vigil: installing signal handlers: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let server = match vigil_server::start(opts).await {
             Ok(s) => s,
             Err(e) => {
+                tracing::error!(error = %e, "vigil could not start");
                 eprintln!("vigil: {e}");
                 return ExitCode::FAILURE;
             }
@@ -135,17 +356,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             "vigil: serving the Prometheus API on http://{}",
             server.addr()
         );
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("vigil: installing signal handler: {e}");
-                    return ExitCode::FAILURE;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = server.quit_requested() => break,
+                _ = hup.recv() => {
+                    // A failed reload is logged by the server and keeps the
+                    // running configuration.
+                    let _ = server.reload().await;
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+            }
         }
         match server.shutdown().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -159,11 +380,11 @@ fn serve(args: ServeArgs) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Serve(cli.serve)) {
-        Command::Serve(args) => serve(args),
+    match cli.command.unwrap_or(Command::Serve(Box::new(cli.serve))) {
+        Command::Serve(args) => serve(*args),
         Command::Check {
-            what: CheckCommand::Config { .. },
-        } => not_available("check config", 5),
+            what: CheckCommand::Config { files },
+        } => check_config(&files),
         Command::Check {
             what: CheckCommand::Rules { .. },
         } => not_available("check rules", 7),

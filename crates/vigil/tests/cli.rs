@@ -30,23 +30,210 @@ fn version_prints_the_crate_version() {
 #[test]
 fn commands_not_built_yet_say_so_and_fail() {
     let _g = serial();
-    for args in [
-        vec!["serve", "--config.file", "x.yml"],
-        vec!["check", "config", "x.yml"],
-        vec!["check", "rules", "r.yml"],
-    ] {
-        let out = vigil().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8(out.stderr).unwrap();
-        assert!(err.contains("not available yet"), "{args:?}: {err}");
-    }
+    let out = vigil().args(["check", "rules", "r.yml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("not available yet"), "{err}");
 }
 
 #[test]
-fn unknown_flags_are_errors() {
+fn unknown_flags_are_errors_that_suggest_the_nearest_flag() {
     let _g = serial();
     let out = vigil().arg("--no-such-flag").output().unwrap();
     assert!(!out.status.success());
+    let out = vigil().arg("--web.enable-lifecyle").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("--web.enable-lifecycle"), "{err}");
+    // A bad value names the flag.
+    let out = vigil()
+        .args(["--query.timeout", "2 minutes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("query.timeout"), "{err}");
+}
+
+#[test]
+fn check_config_reports_valid_and_invalid_files() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "global:\n  scrape_interval: 15s\n  external_labels:\n    site: a\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "global:\n  scrape_interval: 15s\n  scrape_intervl: 1m\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["check", "config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SUCCESS"), "{text}");
+    let out = vigil()
+        .args(["check", "config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAILED"), "{text}");
+    assert!(text.contains("bad.yml:3:"), "file and line: {text}");
+    assert!(text.contains("scrape_intervl"), "the key: {text}");
+    let out = vigil()
+        .args(["check", "config", "/nonexistent/prometheus.yml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    // serve refuses to start on an invalid file.
+    let out = vigil().arg("--config.file").arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("scrape_intervl"), "{err}");
+}
+
+/// A request on a fresh connection: (status code, body).
+fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out.get(9..12)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Some((code, body.to_string()))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `vigil` with `args` on a free port and waits until it is ready.
+/// The caller waits on the child.
+#[allow(clippy::zombie_processes)]
+fn start(args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let mut child = vigil()
+        .arg("--web.listen-address")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        if let Some((200, _)) = http(port, "GET", "/-/ready") {
+            return (child, port);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("vigil never became ready");
+}
+
+fn status_config(port: u16) -> String {
+    let (code, body) = http(port, "GET", "/api/v1/status/config").unwrap();
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+#[test]
+fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  external_labels:\n    v: one\n").unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start(&[
+        "--config.file".as_ref(),
+        cfg.as_os_str(),
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+        "--web.enable-lifecycle".as_ref(),
+    ]);
+    assert!(status_config(port).contains("v: one"));
+
+    // POST /-/reload with a good file: applied.
+    std::fs::write(&cfg, "global:\n  external_labels:\n    v: two\n").unwrap();
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert!(status_config(port).contains("v: two"));
+
+    // A bad file: 500 with the reason; the running configuration stays.
+    std::fs::write(&cfg, "global:\n  external_labelz:\n    v: three\n").unwrap();
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("external_labelz"), "{body}");
+    assert!(status_config(port).contains("v: two"));
+    let (_, metrics) = http(port, "GET", "/metrics").unwrap();
+    assert!(
+        metrics.contains("vigil_config_last_reload_successful 0"),
+        "{metrics}"
+    );
+
+    // SIGHUP with a good file: applied, and the server keeps serving.
+    std::fs::write(&cfg, "global:\n  external_labels:\n    v: four\n").unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status();
+    let t = std::time::Instant::now();
+    while !status_config(port).contains("v: four") {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "SIGHUP did not reload"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (_, metrics) = http(port, "GET", "/metrics").unwrap();
+    assert!(
+        metrics.contains("vigil_config_last_reload_successful 1"),
+        "{metrics}"
+    );
+
+    // /-/quit stops the server cleanly.
+    let (code, _) = http(port, "POST", "/-/quit").unwrap();
+    assert_eq!(code, 200);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn lifecycle_endpoints_are_off_without_the_flag() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start(&["--storage.tsdb.path".as_ref(), data.as_os_str()]);
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("Lifecycle API is not enabled"), "{body}");
+    let (code, _) = http(port, "POST", "/-/quit").unwrap();
+    assert_eq!(code, 403);
+    // The embedded default configuration is in force.
+    assert!(status_config(port).contains("built-in configuration"));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
 }
 
 #[test]

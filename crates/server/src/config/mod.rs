@@ -1,0 +1,442 @@
+//! The configuration file: a `prometheus.yml`-compatible YAML document.
+//!
+//! Every key is either understood or rejected. An unknown key, or a section
+//! vigil does not run yet (`rule_files`, `alerting`, `remote_write`,
+//! `remote_read` until their issues land), is an error that names the key and
+//! the line of the file, never something silently ignored.
+//!
+//! Loading is pure: [`Config::load`] and [`Config::parse`] only read and
+//! validate. Applying a configuration to a running server is the server's job
+//! (see `Server::reload`), which keeps the old configuration whenever a new
+//! one fails to load.
+
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use vigil_model::{Labels, LabelsBuilder};
+
+pub use units::{format_bytes, parse_bytes};
+
+/// Why a configuration file was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {reason}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error, as text.
+        reason: String,
+    },
+    /// The file is not valid YAML or does not match the schema.
+    #[error("{}", located(.path, *.line, *.column, .reason))]
+    Invalid {
+        /// The file, or `<config>` for text without one.
+        path: PathBuf,
+        /// 1-based line of the offending key or value, when known.
+        line: Option<usize>,
+        /// 1-based column, when known.
+        column: Option<usize>,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+}
+
+fn located(path: &Path, line: Option<usize>, column: Option<usize>, reason: &str) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}: {reason}", path.display()),
+        (Some(l), None) => format!("{}:{l}: {reason}", path.display()),
+        _ => format!("{}: {reason}", path.display()),
+    }
+}
+
+/// A parsed, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The `global` section, with Prometheus's defaults filled in.
+    pub global: GlobalConfig,
+    /// The `storage` section.
+    pub storage: StorageConfig,
+    /// The text the configuration was read from (served by
+    /// `/api/v1/status/config`).
+    pub source: String,
+}
+
+/// The `global` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalConfig {
+    /// How often targets are scraped by default, in milliseconds (1m).
+    pub scrape_interval: i64,
+    /// How long a scrape may take by default, in milliseconds (10s).
+    pub scrape_timeout: i64,
+    /// How often rules are evaluated by default, in milliseconds (1m).
+    pub evaluation_interval: i64,
+    /// Labels added to series and alerts when they leave vigil
+    /// (federation, remote write, notifications).
+    pub external_labels: Labels,
+}
+
+impl Default for GlobalConfig {
+    fn default() -> Self {
+        GlobalConfig {
+            scrape_interval: 60_000,
+            scrape_timeout: 10_000,
+            evaluation_interval: 60_000,
+            external_labels: Labels::empty(),
+        }
+    }
+}
+
+/// The `storage` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `storage.tsdb.out_of_order_time_window`, in milliseconds.
+    pub out_of_order_time_window: Option<i64>,
+    /// `storage.tsdb.retention.time`, in milliseconds. Overrides the flag.
+    pub retention_time: Option<i64>,
+    /// `storage.tsdb.retention.size`, in bytes. Overrides the flag.
+    pub retention_size: Option<u64>,
+}
+
+impl Default for Config {
+    /// The configuration of an empty file: Prometheus's defaults.
+    fn default() -> Self {
+        Config {
+            global: GlobalConfig::default(),
+            storage: StorageConfig::default(),
+            source: String::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |e: serde_yaml_ng::Error| {
+            let loc = e.location();
+            let reason = strip_location(&e.to_string());
+            // A section refused by `NotYet` is reported at the end of its
+            // value by the YAML reader; point at its key instead.
+            if let Some(key) = reason
+                .strip_prefix('`')
+                .and_then(|r| r.split_once("` is not supported yet"))
+                .map(|(k, _)| k)
+            {
+                if let Some(line) = find_key_line(text, key) {
+                    return ConfigError::Invalid {
+                        path: path.to_path_buf(),
+                        line: Some(line),
+                        column: None,
+                        reason,
+                    };
+                }
+            }
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: loc.as_ref().map(|l| l.line()),
+                column: loc.as_ref().map(|l| l.column()),
+                reason,
+            }
+        };
+        // An empty file is a valid, empty configuration, as in Prometheus.
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(invalid)?
+        };
+        let at = |key: &str, reason: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: find_key_line(text, key),
+            column: None,
+            reason,
+        };
+
+        let g = raw.global.unwrap_or_default();
+        let mut global = GlobalConfig::default();
+        if let Some(d) = g.scrape_interval {
+            global.scrape_interval = d.0;
+        }
+        if let Some(d) = g.scrape_timeout {
+            global.scrape_timeout = d.0;
+        } else if global.scrape_interval < global.scrape_timeout {
+            // Prometheus shortens the default timeout to a shorter interval.
+            global.scrape_timeout = global.scrape_interval;
+        }
+        if let Some(d) = g.evaluation_interval {
+            global.evaluation_interval = d.0;
+        }
+        if global.scrape_interval <= 0 {
+            return Err(at(
+                "scrape_interval",
+                "global.scrape_interval must be greater than 0".into(),
+            ));
+        }
+        if global.scrape_timeout > global.scrape_interval {
+            return Err(at(
+                "scrape_timeout",
+                format!(
+                    "global.scrape_timeout {} is greater than global.scrape_interval {}",
+                    vigil_model::format_duration(global.scrape_timeout),
+                    vigil_model::format_duration(global.scrape_interval)
+                ),
+            ));
+        }
+        if global.evaluation_interval <= 0 {
+            return Err(at(
+                "evaluation_interval",
+                "global.evaluation_interval must be greater than 0".into(),
+            ));
+        }
+        if let Some(ext) = g.external_labels {
+            let mut b = LabelsBuilder::new();
+            for (k, v) in &ext {
+                if !vigil_model::labels::is_valid_label_name(k, vigil_model::ValidationScheme::Utf8)
+                    || k.starts_with("__")
+                {
+                    return Err(at(
+                        k,
+                        format!("global.external_labels: {k:?} is not a valid label name"),
+                    ));
+                }
+                if v.is_empty() {
+                    continue;
+                }
+                b.set(k, v);
+            }
+            global.external_labels = b.build();
+        }
+
+        let mut storage = StorageConfig::default();
+        if let Some(s) = raw.storage.and_then(|s| s.tsdb) {
+            storage.out_of_order_time_window = s.out_of_order_time_window.map(|d| d.0);
+            if let Some(r) = s.retention {
+                storage.retention_time = r.time.map(|d| d.0).filter(|t| *t > 0);
+                storage.retention_size = r.size.map(|b| b.0).filter(|s| *s > 0);
+            }
+        }
+
+        Ok(Config {
+            global,
+            storage,
+            source: text.to_string(),
+        })
+    }
+
+    /// The built-in configuration vigil runs without `--config.file`: it
+    /// scrapes its own `/metrics` at `listen` every 15 seconds.
+    pub fn embedded_default(listen: &str) -> Config {
+        let text = default_config_text(listen);
+        // The text is ours and fixed; a failure here is a programming error
+        // caught by the unit test below, so fall back to an empty config
+        // rather than panic.
+        Config::parse(&text, Path::new("<embedded default>")).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the embedded default configuration is invalid");
+            Config {
+                global: GlobalConfig::default(),
+                storage: StorageConfig::default(),
+                source: text,
+            }
+        })
+    }
+}
+
+/// The text of the embedded default configuration for a listen address.
+pub fn default_config_text(listen: &str) -> String {
+    format!(
+        "# vigil's built-in configuration, used when no --config.file is given.\n\
+         # vigil serves on {listen}.\n\
+         global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+    )
+}
+
+/// serde_yaml_ng appends " at line L column C" to its messages; the error
+/// carries the position separately, so the message is kept without it.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// The 1-based line where `key:` first appears as a YAML key (or, for
+/// `"job_name: x"`, where that exact text appears).
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let wanted = if key.contains(':') {
+        key.to_string()
+    } else {
+        format!("{key}:")
+    };
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start().trim_start_matches("- ");
+            t.starts_with(&wanted)
+                || t.starts_with(&format!("\"{key}\":"))
+                || t.starts_with(&format!("'{key}':"))
+        })
+        .map(|i| i + 1)
+}
+
+// ---------------------------------------------------------------------------
+// The raw schema as serde reads it.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+// The `NotYet` fields exist to reject content; nothing reads them.
+#[allow(dead_code)]
+struct RawConfig {
+    global: Option<RawGlobal>,
+    #[serde(default)]
+    scrape_configs: NotYet<ScrapeConfigs>,
+    storage: Option<RawStorage>,
+    #[serde(default)]
+    rule_files: NotYet<RuleFiles>,
+    #[serde(default)]
+    alerting: NotYet<Alerting>,
+    #[serde(default)]
+    remote_write: NotYet<RemoteWrite>,
+    #[serde(default)]
+    remote_read: NotYet<RemoteRead>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGlobal {
+    scrape_interval: Option<PromDuration>,
+    scrape_timeout: Option<PromDuration>,
+    evaluation_interval: Option<PromDuration>,
+    external_labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    tsdb: Option<RawTsdb>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTsdb {
+    out_of_order_time_window: Option<PromDuration>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    time: Option<PromDuration>,
+    size: Option<ByteSize>,
+}
+
+/// A duration in Prometheus's syntax (`15s`, `1h30m`), in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromDuration(pub i64);
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        vigil_model::parse_duration(&s)
+            .map(PromDuration)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A size in Prometheus's syntax (`512MB`, `1GB`, base 2), in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_bytes(&s).map(ByteSize).map_err(de::Error::custom)
+    }
+}
+
+/// What a section that vigil does not run yet says when it is used.
+trait Pending {
+    const KEY: &'static str;
+    const WHY: &'static str;
+}
+
+struct ScrapeConfigs;
+impl Pending for ScrapeConfigs {
+    const KEY: &'static str = "scrape_configs";
+    const WHY: &'static str = "scraping arrives with issue #6";
+}
+struct RuleFiles;
+impl Pending for RuleFiles {
+    const KEY: &'static str = "rule_files";
+    const WHY: &'static str = "rule evaluation arrives with issue #7";
+}
+struct Alerting;
+impl Pending for Alerting {
+    const KEY: &'static str = "alerting";
+    const WHY: &'static str = "sending alerts arrives with issues #7 and #8";
+}
+struct RemoteWrite;
+impl Pending for RemoteWrite {
+    const KEY: &'static str = "remote_write";
+    const WHY: &'static str = "the remote-write sender arrives with issue #11; \
+                               vigil receives remote write at /api/v1/write";
+}
+struct RemoteRead;
+impl Pending for RemoteRead {
+    const KEY: &'static str = "remote_read";
+    const WHY: &'static str = "reading from remote storage is not supported; \
+                               vigil serves remote read at /api/v1/read";
+}
+
+/// A section vigil parses but does not run yet: accepted only when empty, an
+/// error naming the section (with its line, from the YAML position)
+/// otherwise.
+struct NotYet<P>(std::marker::PhantomData<P>);
+
+impl<P> Default for NotYet<P> {
+    fn default() -> Self {
+        NotYet(std::marker::PhantomData)
+    }
+}
+
+impl<P> fmt::Debug for NotYet<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NotYet")
+    }
+}
+
+impl<'de, P: Pending> Deserialize<'de> for NotYet<P> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_yaml_ng::Value::deserialize(d)?;
+        let empty = match &v {
+            serde_yaml_ng::Value::Null => true,
+            serde_yaml_ng::Value::Sequence(s) => s.is_empty(),
+            serde_yaml_ng::Value::Mapping(m) => m.is_empty(),
+            _ => false,
+        };
+        if empty {
+            Ok(NotYet::default())
+        } else {
+            Err(de::Error::custom(format!(
+                "`{}` is not supported yet: {}",
+                P::KEY,
+                P::WHY
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("prometheus.yml"))
+}
+
+fn err(text: &str) -> (Option<usize>, String) {
+    match parse(text) {
+        Ok(c) => panic!("accepted: {c:?}"),
+        Err(ConfigError::Invalid { line, reason, .. }) => (line, reason),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn empty_file_is_prometheus_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.global, GlobalConfig::default());
+    assert_eq!(c.global.scrape_interval, 60_000);
+    assert_eq!(c.global.scrape_timeout, 10_000);
+    assert_eq!(c.storage, StorageConfig::default());
+}
+
+#[test]
+fn global_and_storage_sections() {
+    let c = parse(
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 30s\n  external_labels:\n    \
+         cluster: eu1\n    replica: a\nstorage:\n  tsdb:\n    out_of_order_time_window: 30m\n    \
+         retention:\n      time: 30d\n      size: 10GB\n",
+    )
+    .unwrap();
+    assert_eq!(c.global.scrape_interval, 15_000);
+    assert_eq!(c.global.scrape_timeout, 10_000);
+    assert_eq!(c.global.evaluation_interval, 30_000);
+    assert_eq!(c.global.external_labels.get("cluster"), Some("eu1"));
+    assert_eq!(c.global.external_labels.len(), 2);
+    assert_eq!(c.storage.out_of_order_time_window, Some(1_800_000));
+    assert_eq!(c.storage.retention_time, Some(30 * 86_400_000));
+    assert_eq!(c.storage.retention_size, Some(10 << 30));
+}
+
+#[test]
+fn a_short_interval_shortens_the_default_timeout() {
+    let c = parse("global:\n  scrape_interval: 5s\n").unwrap();
+    assert_eq!(c.global.scrape_timeout, 5_000);
+    let (line, reason) = err("global:\n  scrape_interval: 5s\n  scrape_timeout: 10s\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("greater than"), "{reason}");
+}
+
+#[test]
+fn unknown_keys_are_errors_with_key_and_line() {
+    let (line, reason) = err("global:\n  scrape_interval: 15s\n  scrape_intervall: 1m\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("scrape_intervall"), "{reason}");
+    let (line, reason) = err("global: {}\nfoo: bar\n");
+    assert_eq!(line, Some(2));
+    assert!(reason.contains("foo"), "{reason}");
+    let (line, reason) = err("storage:\n  tsdb:\n    out_of_order: 1m\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("out_of_order"), "{reason}");
+}
+
+#[test]
+fn bad_values_name_the_problem_and_line() {
+    let (line, reason) = err("global:\n  scrape_interval: 15 s\n");
+    assert_eq!(line, Some(2));
+    assert!(reason.contains("15 s"), "{reason}");
+    let (line, reason) = err("storage:\n  tsdb:\n    retention:\n      size: lots\n");
+    assert_eq!(line, Some(4));
+    assert!(reason.contains("lots"), "{reason}");
+    let (line, reason) = err("global:\n  external_labels:\n    __x: y\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("__x"), "{reason}");
+    let (_, reason) = err("global: [1, 2]\n");
+    assert!(!reason.is_empty());
+    let (_, reason) = err("{{{{ not yaml");
+    assert!(!reason.is_empty());
+}
+
+#[test]
+fn sections_not_run_yet_are_errors_unless_empty() {
+    for (text, key, line) in [
+        (
+            "global: {}\nrule_files:\n  - rules/*.yml\n",
+            "rule_files",
+            2,
+        ),
+        (
+            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [a:9093]\n",
+            "alerting",
+            1,
+        ),
+        (
+            "remote_write:\n  - url: http://x/api/v1/write\n",
+            "remote_write",
+            1,
+        ),
+        (
+            "remote_read:\n  - url: http://x/api/v1/read\n",
+            "remote_read",
+            1,
+        ),
+    ] {
+        let (l, reason) = err(text);
+        assert!(
+            reason.contains(key) && reason.contains("not supported yet"),
+            "{reason}"
+        );
+        let l = l.expect("a line");
+        assert!(l >= line && l <= line + 3, "{key}: line {l}");
+    }
+    let c = parse("rule_files: []\nremote_write: []\nalerting: {}\n").unwrap();
+    assert_eq!(c.global, GlobalConfig::default());
+}
+
+#[test]
+fn errors_print_file_line_and_reason() {
+    let e = parse("global:\n  bogus: 1\n").unwrap_err();
+    let s = e.to_string();
+    assert!(s.starts_with("prometheus.yml:2:"), "{s}");
+    assert!(s.contains("bogus"), "{s}");
+    let e = Config::load(Path::new("/nonexistent/vigil.yml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }));
+}
+
+#[test]
+fn embedded_default_parses() {
+    let text = default_config_text("127.0.0.1:9090");
+    let c = Config::parse(&text, Path::new("<embedded default>")).unwrap();
+    assert_eq!(c.global.scrape_interval, 15_000);
+    assert_eq!(Config::embedded_default("127.0.0.1:9090"), c);
+}
