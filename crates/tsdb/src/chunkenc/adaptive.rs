@@ -155,9 +155,36 @@ fn write_low(w: &mut BitWriter, z: u64, k: u32) {
     w.write_long(z, k);
 }
 
+/// Reads a Rice code with parameter `k`; `None` is an escape prefix (already
+/// consumed). Fast when the caller refilled the reader since the last read
+/// of up to ~8 bits.
+#[inline(always)]
+fn read_rice(r: &mut BitReader<'_>, k: u32) -> Result<Option<u64>, Fault> {
+    let word = r.peek_word();
+    let q = word.leading_zeros();
+    let n = q + 1 + k;
+    if q < QMAX && n <= r.avail() {
+        // Two shifts so that k == 0 yields 0 rather than overflowing.
+        let low = ((word << (q + 1)) >> 1) >> (63 - k);
+        r.consume(n);
+        return Ok(Some((u64::from(q) << k) | low));
+    }
+    match read_prefix(r)? {
+        Some(q) => read_low(r, q, k).map(Some),
+        None => Ok(None),
+    }
+}
+
 /// Reads the prefix of a Rice code: `Some(q)`, or `None` for an escape.
 #[inline(always)]
 fn read_prefix(r: &mut BitReader<'_>) -> Result<Option<u32>, Fault> {
+    let q = r.peek_word().leading_zeros();
+    if q < QMAX && q < r.avail() {
+        r.consume(q + 1);
+        return Ok(Some(q));
+    }
+    // Escapes, or the buffer ran low: refill and count again (the zeros of
+    // an unloaded buffer tail may have been counted).
     r.refill();
     // Zeros past `avail` are not data: counting stops there.
     let q = r.peek_word().leading_zeros().min(r.avail());
@@ -1012,17 +1039,19 @@ impl Decoder {
             }
         }
         let k = s.t_rice.k();
-        let prefix = read_prefix(r)?;
-        // In decimal mode the value's prefix comes before the timestamp's
-        // low bits.
-        let value_prefix = if s.decimal {
-            Some(read_prefix(r)?)
+        let (z, big, value_prefix) = if s.decimal {
+            // The value's prefix comes before the timestamp's low bits.
+            let prefix = read_prefix(r)?;
+            let value_prefix = read_prefix(r)?;
+            match prefix {
+                Some(q) => (read_low(r, q, k)?, false, Some(value_prefix)),
+                None => (read_varlen(r)?, true, Some(value_prefix)),
+            }
         } else {
-            None
-        };
-        let (z, big) = match prefix {
-            Some(q) => (read_low(r, q, k)?, false),
-            None => (read_varlen(r)?, true),
+            match read_rice(r, k)? {
+                Some(z) => (z, false, None),
+                None => (read_varlen(r)?, true, None),
+            }
         };
         s.t_rice.update(z, k, warm);
         let err = unzigzag(z);
@@ -1046,6 +1075,7 @@ impl Decoder {
         s: &mut State,
         warm: bool,
     ) -> Result<(u64, bool), Fault> {
+        r.refill();
         let prefix = read_prefix(r)?;
         Self::decimal_rest(r, s, prefix, warm)
     }
