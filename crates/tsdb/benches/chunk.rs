@@ -9,10 +9,12 @@
 //! For instruction counts, which are stable on a busy machine where times
 //! are not, `VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS` (for example
 //! `decode/Adaptive/constant:100000`, `KIND` a prefix of the kind's name)
-//! skips criterion and runs exactly that loop `ITERS` times, so that
-//! `perf stat -e instructions:u` on the bench binary, divided by
-//! `ITERS * 1920`, is the count per sample (data generation adds well
-//! under one instruction per sample at 100k iterations).
+//! skips criterion and runs exactly that loop `ITERS` times, so that an
+//! instruction count of the bench binary (`perf stat -e instructions:u`,
+//! or callgrind where the machine has no hardware counters) at two
+//! iteration counts, differenced and divided by the extra `ITERS * 1920`,
+//! is the count per sample (docs/performance.md, "Chunk encode and
+//! decode").
 
 use std::hint::black_box;
 use std::time::Duration;
