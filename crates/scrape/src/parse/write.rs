@@ -153,3 +153,182 @@ fn write_meta_name(out: &mut String, metric: &str) {
 pub fn write_eof(out: &mut String) {
     out.push_str("# EOF\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use vigil_model::Labels;
+
+    use super::*;
+    use crate::parse::{Entry, ParseOptions, Parser, NORMAL_NAN_BITS};
+
+    /// A sample: label pairs (the name aside), value, timestamp.
+    type TestSample = (Vec<(String, String)>, f64, Option<i64>);
+
+    /// One family: a name, help, type and samples.
+    #[derive(Debug, Clone)]
+    struct Family {
+        name: String,
+        help: String,
+        samples: Vec<TestSample>,
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z_:][a-zA-Z0-9_:]{0,12}",
+            any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
+        ]
+    }
+
+    fn label_name() -> impl Strategy<Value = String> {
+        prop_oneof!["[a-zA-Z_][a-zA-Z0-9_]{0,8}", any::<String>()]
+            .prop_filter("valid", |s| !s.is_empty() && s != METRIC_NAME)
+    }
+
+    fn family(om: bool) -> impl Strategy<Value = Family> {
+        let ts = if om {
+            // OpenMetrics writes seconds; only whole seconds survive the
+            // float round trip exactly (as in Prometheus).
+            prop::option::of((-1_000_000_000i64..4_000_000_000).prop_map(|s| s * 1000)).boxed()
+        } else {
+            // The text format's timestamps are digits only: no sign.
+            prop::option::of(0..=i64::MAX).boxed()
+        };
+        (
+            name(),
+            any::<String>(),
+            prop::collection::vec(
+                (
+                    prop::collection::vec((label_name(), any::<String>()), 0..4),
+                    any::<f64>(),
+                    ts,
+                ),
+                1..4,
+            ),
+        )
+            .prop_map(|(name, help, samples)| Family {
+                name,
+                help,
+                samples,
+            })
+    }
+
+    /// Writes `families` in `format`, parses them back and compares
+    /// everything: labels, value bits (NaN as Prometheus's normal NaN),
+    /// timestamps and help texts.
+    fn check_round_trip(format: Format, families: &[Family]) {
+        let mut out = String::new();
+        let mut expected = Vec::new();
+        for f in families {
+            write_help(&mut out, format, &f.name, &f.help);
+            write_type(&mut out, format, &f.name, MetricType::Gauge);
+            for (labels, v, t) in &f.samples {
+                let mut pairs = labels.clone();
+                pairs.push((METRIC_NAME.to_string(), f.name.clone()));
+                let l = Labels::from_pairs(pairs);
+                write_sample(&mut out, format, &l, *v, *t);
+                expected.push((l, *v, *t));
+            }
+        }
+        if format == Format::OpenMetrics {
+            write_eof(&mut out);
+        }
+        let mut p = Parser::from_str(&out, format, ParseOptions::default());
+        let mut got = Vec::new();
+        let mut helps = Vec::new();
+        loop {
+            match p.next() {
+                Ok(Some(Entry::Sample(s))) => got.push((p.labels().unwrap(), s.value, s.timestamp)),
+                Ok(Some(Entry::Help { metric, help })) => {
+                    helps.push((metric.into_owned(), help.into_owned()))
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => panic!("{e} in {out:?}"),
+            }
+        }
+        assert_eq!(got.len(), expected.len(), "{out:?}");
+        for ((gl, gv, gt), (el, ev, et)) in got.iter().zip(&expected) {
+            assert_eq!(gl, el, "{out:?}");
+            assert_eq!(gt, et, "{out:?}");
+            if ev.is_nan() {
+                assert_eq!(gv.to_bits(), NORMAL_NAN_BITS);
+            } else {
+                assert_eq!(gv.to_bits(), ev.to_bits(), "{out:?}");
+            }
+        }
+        // In the text format a help of blanks only reads back as empty (the
+        // lexer takes trailing blanks for separators, as Prometheus's does).
+        let want: Vec<_> = families
+            .iter()
+            .map(|f| {
+                let blank = f.help.bytes().all(|b| b == b' ' || b == b'\t');
+                let help = if format == Format::PrometheusText && blank {
+                    String::new()
+                } else {
+                    f.help.clone()
+                };
+                (f.name.clone(), help)
+            })
+            .collect();
+        assert_eq!(helps, want, "{out:?}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn text_format_round_trips(fams in prop::collection::vec(family(false), 1..4)) {
+            check_round_trip(Format::PrometheusText, &fams);
+        }
+
+        #[test]
+        fn openmetrics_round_trips(fams in prop::collection::vec(family(true), 1..4)) {
+            check_round_trip(Format::OpenMetrics, &fams);
+        }
+
+        #[test]
+        fn parsers_never_panic(input in any::<Vec<u8>>()) {
+            for format in [Format::PrometheusText, Format::OpenMetrics] {
+                let mut p = Parser::new(&input, format, ParseOptions::default());
+                while let Ok(Some(_)) = p.next() {
+                    let _ = p.labels();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pinned_cases() {
+        // A help text that starts with a blank keeps it (one separator is
+        // dropped), and an empty help survives in both formats.
+        for format in [Format::PrometheusText, Format::OpenMetrics] {
+            check_round_trip(
+                format,
+                &[Family {
+                    name: "a".into(),
+                    help: " x\\n\"".into(),
+                    samples: vec![(vec![("b".into(), "\"\\\n".into())], -0.0, None)],
+                }],
+            );
+            // Found by proptest: a help of blanks only (empty on read in
+            // the text format).
+            check_round_trip(
+                format,
+                &[Family {
+                    name: "b".into(),
+                    help: " ".into(),
+                    samples: vec![(vec![], 0.0, Some(1000))],
+                }],
+            );
+            check_round_trip(
+                format,
+                &[Family {
+                    name: "x.y".into(),
+                    help: String::new(),
+                    samples: vec![(vec![("a b".into(), "c".into())], 1e300, Some(0))],
+                }],
+            );
+        }
+    }
+}
