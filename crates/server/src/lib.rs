@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 use vigil_promql::{Engine, EngineOptions};
@@ -84,6 +85,9 @@ impl Default for ServerOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
+    /// The configuration's scrape jobs could not be set up.
+    #[error("starting scrape jobs: {0}")]
+    Scrape(#[from] vigil_scrape::ScrapeError),
     /// The storage could not be opened.
     #[error("opening storage: {0}")]
     Storage(#[from] vigil_tsdb::TsdbError),
@@ -172,8 +176,16 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/admin/tsdb/snapshot",
             post(admin::snapshot).put(admin::snapshot),
         )
-        .route("/api/v1/write", post(remote_write::write))
-        .route("/api/v1/read", post(remote_read::read))
+        // Bodies up to the configured limit reach the handlers, which
+        // answer larger ones themselves (axum's default cap is 2 MiB).
+        .route(
+            "/api/v1/write",
+            post(remote_write::write).layer(DefaultBodyLimit::max(state.max_write_bytes)),
+        )
+        .route(
+            "/api/v1/read",
+            post(remote_read::read).layer(DefaultBodyLimit::max(remote_read::MAX_REQUEST_BYTES)),
+        )
         .route("/federate", get(federate::federate))
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -292,6 +304,22 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         opts.config_yaml.clone()
     }));
     let config_reload = Arc::new(parking_lot::RwLock::new(status::ReloadStatus::new()));
+    let lifecycle = match lifecycle::Lifecycle::start(
+        opts.enable_lifecycle,
+        opts.config_file.clone(),
+        opts.config.clone(),
+        db.clone(),
+        config_yaml.clone(),
+        config_reload.clone(),
+    )
+    .await
+    {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            drop(maintenance);
+            return Err(ServerError::Scrape(e));
+        }
+    };
     let state = AppState {
         db: db.clone(),
         engine: Arc::new(Engine::new(opts.engine.clone())),
@@ -305,17 +333,10 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         remote_read_sample_limit: opts.remote_read_sample_limit,
         metrics: Arc::new(selfmetrics::Metrics::new()),
         started: std::time::SystemTime::now(),
-        lifecycle: Arc::new(lifecycle::Lifecycle::new(
-            opts.enable_lifecycle,
-            opts.config_file.clone(),
-            opts.config.clone(),
-            db.clone(),
-            config_yaml.clone(),
-            config_reload.clone(),
-        )),
+        lifecycle: lifecycle.clone(),
     };
-    let lifecycle = state.lifecycle.clone();
     let app = router(state);
+    let scrape = lifecycle.scrape.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -324,6 +345,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
             })
             .await
             .map_err(|source| ServerError::Listen { addr, source });
+        scrape.stop().await;
         drop(maintenance);
         let db2 = db.clone();
         let synced = tokio::task::spawn_blocking(move || db2.sync()).await;

@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use vigil_tsdb::Db;
 
+use vigil_scrape::{ScrapeManager, ScrapeOptions};
+
 use crate::config::{Config, ConfigError};
 use crate::status::ReloadStatus;
 use crate::AppState;
@@ -35,21 +37,29 @@ pub(crate) struct Lifecycle {
     config_yaml: Arc<RwLock<String>>,
     config_reload: Arc<RwLock<ReloadStatus>>,
     quit: tokio::sync::watch::Sender<bool>,
+    /// The scrape loops of `scrape_configs`.
+    pub(crate) scrape: Arc<ScrapeManager<Db>>,
 }
 
 impl Lifecycle {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
+    /// Starts the configuration's scrape loops and applies its storage
+    /// settings. Fails (and starts nothing) when a scrape job cannot be
+    /// set up, for example because a TLS CA file is unreadable.
+    pub(crate) async fn start(
         enabled: bool,
         file: Option<PathBuf>,
         config: Config,
         db: Arc<Db>,
         config_yaml: Arc<RwLock<String>>,
         config_reload: Arc<RwLock<ReloadStatus>>,
-    ) -> Lifecycle {
+    ) -> Result<Lifecycle, vigil_scrape::ScrapeError> {
         let flag_retention = db.retention();
         let flag_ooo_window = db.head().out_of_order_window();
         let (quit, _) = tokio::sync::watch::channel(false);
+        let scrape = Arc::new(ScrapeManager::new(db.clone(), ScrapeOptions::default()));
+        scrape
+            .apply(&config.scrape_configs, &config.global.scrape_defaults())
+            .await?;
         let lc = Lifecycle {
             enabled,
             file,
@@ -60,13 +70,14 @@ impl Lifecycle {
             config_yaml,
             config_reload,
             quit,
+            scrape,
         };
-        lc.apply(&config);
-        lc
+        lc.apply_storage(&config);
+        Ok(lc)
     }
 
-    /// Applies the parts of `c` that change a running server.
-    fn apply(&self, c: &Config) {
+    /// Applies the storage settings of `c`.
+    fn apply_storage(&self, c: &Config) {
         // Each retention setting of the file overrides its flag.
         let (t, s) = self.flag_retention;
         self.db.set_retention(
@@ -98,9 +109,23 @@ impl Lifecycle {
                     reason: format!("reload task failed: {e}"),
                 })
             });
+        let loaded = match loaded {
+            Ok(c) => self
+                .scrape
+                .apply(&c.scrape_configs, &c.global.scrape_defaults())
+                .await
+                .map(|()| c)
+                .map_err(|e| ConfigError::Invalid {
+                    path: self.file.clone().unwrap_or_default(),
+                    line: None,
+                    column: None,
+                    reason: format!("scrape_configs: {e}"),
+                }),
+            Err(e) => Err(e),
+        };
         match loaded {
             Ok(c) => {
-                self.apply(&c);
+                self.apply_storage(&c);
                 *self.config_yaml.write() = c.source.clone();
                 *current = c;
                 self.config_reload.write().record(true);

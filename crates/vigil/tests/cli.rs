@@ -317,3 +317,90 @@ fn serve_answers_health_checks_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
     assert!(dir.path().join("data").join("wal").is_dir());
 }
+
+fn query(port: u16, q: &str) -> String {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (code, body) = http(port, "GET", &format!("/api/v1/query?query={enc}")).unwrap();
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+fn wait_for(port: u16, q: &str, want: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let body = query(port, q);
+        if body.contains(want) {
+            return;
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{q}: never saw {want}: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The configuration's scrape jobs run, and a reload starts and stops them.
+#[test]
+fn scrape_jobs_follow_the_configuration() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("prometheus.yml");
+    let port = free_port();
+    let job = |names: &[&str]| {
+        let mut s = String::from("global:\n  scrape_interval: 1s\nscrape_configs:\n");
+        for n in names {
+            s.push_str(&format!(
+                "  - job_name: {n}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            ));
+        }
+        s
+    };
+    std::fs::write(&cfg, job(&["self"])).unwrap();
+    let data = dir.path().join("data");
+    let mut child = vigil()
+        .arg("--web.listen-address")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config.file")
+        .arg(&cfg)
+        .arg("--storage.tsdb.path")
+        .arg(&data)
+        .arg("--web.enable-lifecycle")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while !matches!(http(port, "GET", "/-/ready"), Some((200, _))) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // vigil scrapes its own /metrics: up is 1 and its own series arrive.
+    wait_for(port, "up{job=\"self\"}", "\"1\"]");
+    wait_for(
+        port,
+        "vigil_http_requests_total{job=\"self\"}",
+        "\"job\":\"self\"",
+    );
+
+    // A reload adds a job.
+    std::fs::write(&cfg, job(&["self", "again"])).unwrap();
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_for(port, "up{job=\"again\"}", "\"1\"]");
+    // Removing it stops its loop: its up series goes stale (absent).
+    std::fs::write(&cfg, job(&["self"])).unwrap();
+    let (code, body) = http(port, "POST", "/-/reload").unwrap();
+    assert_eq!(code, 200, "{body}");
+    wait_for(port, "absent(up{job=\"again\"})", "\"1\"]");
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}

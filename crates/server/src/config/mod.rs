@@ -61,6 +61,8 @@ fn located(path: &Path, line: Option<usize>, column: Option<usize>, reason: &str
 pub struct Config {
     /// The `global` section, with Prometheus's defaults filled in.
     pub global: GlobalConfig,
+    /// The `scrape_configs` section, validated.
+    pub scrape_configs: Vec<vigil_scrape::ScrapeConfig>,
     /// The `storage` section.
     pub storage: StorageConfig,
     /// The text the configuration was read from (served by
@@ -109,6 +111,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             global: GlobalConfig::default(),
+            scrape_configs: Vec::new(),
             storage: StorageConfig::default(),
             source: String::new(),
         }
@@ -221,6 +224,22 @@ impl Config {
             global.external_labels = b.build();
         }
 
+        let scrape_configs = raw.scrape_configs.unwrap_or_default();
+        if let Err(e) = vigil_scrape::config::validate_scrape_configs(
+            &scrape_configs,
+            &global.scrape_defaults(),
+        ) {
+            let line = scrape_job_of(&e)
+                .and_then(|job| find_job_line(text, job))
+                .or_else(|| find_key_line(text, "scrape_configs"));
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+                reason: format!("scrape_configs: {e}"),
+            });
+        }
+
         let mut storage = StorageConfig::default();
         if let Some(s) = raw.storage.and_then(|s| s.tsdb) {
             storage.out_of_order_time_window = s.out_of_order_time_window.map(|d| d.0);
@@ -232,6 +251,7 @@ impl Config {
 
         Ok(Config {
             global,
+            scrape_configs,
             storage,
             source: text.to_string(),
         })
@@ -248,6 +268,7 @@ impl Config {
             tracing::error!(error = %e, "the embedded default configuration is invalid");
             Config {
                 global: GlobalConfig::default(),
+                scrape_configs: Vec::new(),
                 storage: StorageConfig::default(),
                 source: text,
             }
@@ -259,9 +280,49 @@ impl Config {
 pub fn default_config_text(listen: &str) -> String {
     format!(
         "# vigil's built-in configuration, used when no --config.file is given.\n\
-         # vigil serves on {listen}.\n\
-         global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+         global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n\
+         scrape_configs:\n  - job_name: vigil\n    static_configs:\n      - targets: [\"{listen}\"]\n"
     )
+}
+
+impl GlobalConfig {
+    /// The defaults scrape configs fall back on.
+    pub fn scrape_defaults(&self) -> vigil_scrape::GlobalDefaults {
+        vigil_scrape::GlobalDefaults {
+            scrape_interval: vigil_scrape::config::PromDuration(self.scrape_interval),
+            scrape_timeout: vigil_scrape::config::PromDuration(self.scrape_timeout),
+        }
+    }
+}
+
+/// The job a scrape config error is about, if it names one.
+fn scrape_job_of(e: &vigil_scrape::config::ConfigError) -> Option<&str> {
+    use vigil_scrape::config::ConfigError as E;
+    match e {
+        E::DuplicateJobName(job)
+        | E::ZeroInterval { job }
+        | E::ZeroTimeout { job }
+        | E::TimeoutExceedsInterval { job, .. }
+        | E::InvalidTarget { job, .. }
+        | E::InvalidLabelName { job, .. }
+        | E::Auth { job, .. } => Some(job),
+        _ => None,
+    }
+}
+
+/// The 1-based line of the last `job_name: <job>` (the last, so that a
+/// duplicate is reported at its second occurrence).
+fn find_job_line(text: &str, job: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix("job_name:")
+                .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == job)
+                .unwrap_or(false)
+        })
+        .map(|(i, _)| i + 1)
+        .last()
 }
 
 /// serde_yaml_ng appends " at line L column C" to its messages; the error
@@ -300,8 +361,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
 #[allow(dead_code)]
 struct RawConfig {
     global: Option<RawGlobal>,
-    #[serde(default)]
-    scrape_configs: NotYet<ScrapeConfigs>,
+    scrape_configs: Option<Vec<vigil_scrape::ScrapeConfig>>,
     storage: Option<RawStorage>,
     #[serde(default)]
     rule_files: NotYet<RuleFiles>,
@@ -372,11 +432,6 @@ trait Pending {
     const WHY: &'static str;
 }
 
-struct ScrapeConfigs;
-impl Pending for ScrapeConfigs {
-    const KEY: &'static str = "scrape_configs";
-    const WHY: &'static str = "scraping arrives with issue #6";
-}
 struct RuleFiles;
 impl Pending for RuleFiles {
     const KEY: &'static str = "rule_files";

@@ -129,5 +129,38 @@ fn embedded_default_parses() {
     let text = default_config_text("127.0.0.1:9090");
     let c = Config::parse(&text, Path::new("<embedded default>")).unwrap();
     assert_eq!(c.global.scrape_interval, 15_000);
+    assert_eq!(c.scrape_configs.len(), 1);
+    assert_eq!(c.scrape_configs[0].job_name, "vigil");
     assert_eq!(Config::embedded_default("127.0.0.1:9090"), c);
+}
+
+#[test]
+fn scrape_configs_are_read_and_checked() {
+    let c = parse(
+        "global:\n  scrape_interval: 10s\nscrape_configs:\n  - job_name: node\n    \
+         static_configs:\n      - targets: ['localhost:9100']\n        labels:\n          \
+         env: prod\n  - job_name: app\n    scrape_interval: 5s\n    metrics_path: /api/metrics\n    \
+         static_configs:\n      - targets: ['localhost:3000']\n",
+    )
+    .unwrap();
+    assert_eq!(c.scrape_configs.len(), 2);
+    assert_eq!(c.scrape_configs[1].metrics_path, "/api/metrics");
+
+    // A duplicate job is reported at its second definition.
+    let (line, reason) = err(
+        "scrape_configs:\n  - job_name: a\n    static_configs: [{targets: ['x:1']}]\n  \
+         - job_name: a\n    static_configs: [{targets: ['x:2']}]\n",
+    );
+    assert_eq!(line, Some(4), "{reason}");
+    assert!(reason.contains("\"a\""), "{reason}");
+    // An unknown key inside a scrape config names it and its line.
+    let (line, reason) = err("scrape_configs:\n  - job_name: a\n    scrape_intervl: 5s\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("scrape_intervl"), "{reason}");
+    // A timeout over the interval.
+    let (line, reason) = err(
+        "scrape_configs:\n  - job_name: slow\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+    );
+    assert_eq!(line, Some(2));
+    assert!(reason.contains("greater than"), "{reason}");
 }
