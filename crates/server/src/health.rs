@@ -10,8 +10,13 @@
 //!   cannot be read, or when the file system has no space left.
 //! - `query_engine`: evaluates `vector(1)` with a one-second timeout, so a
 //!   jammed query queue shows. Failing when that does not answer 1.
-//! - `scrape`, `rules`, `notifiers`: "not configured" until vigil runs
-//!   them; that is not a failure.
+//! - `scrape`: targets by health, and the down targets with their last
+//!   error. A target being down is the target's problem and reported, not a
+//!   failure of vigil; a scrape loop that has not scraped for three of its
+//!   intervals is stalled, and that is failing. "not configured" without
+//!   scrape jobs.
+//! - `rules`, `notifiers`: "not configured" until vigil runs them; that is
+//!   not a failure.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -151,6 +156,54 @@ fn engine_check(st: &AppState) -> Json {
     }
 }
 
+fn scrape_check(st: &AppState) -> Json {
+    use vigil_scrape::TargetHealth;
+    let targets = st.lifecycle.scrape.targets();
+    if targets.is_empty() {
+        return not_configured();
+    }
+    let now = vigil_model::time::now_ms();
+    let (mut up, mut down, mut unknown) = (0, 0, 0);
+    let mut down_list = Vec::new();
+    let mut stalled = Vec::new();
+    for t in &targets {
+        match t.health {
+            TargetHealth::Up => up += 1,
+            TargetHealth::Down => {
+                down += 1;
+                if down_list.len() < 10 {
+                    down_list.push(json!({
+                        "job": t.job,
+                        "url": t.scrape_url,
+                        "error": t.last_error.clone().unwrap_or_default(),
+                    }));
+                }
+            }
+            _ => unknown += 1,
+        }
+        if let Some(last) = t.last_scrape {
+            let late = now - last;
+            if late > 3 * t.scrape_interval_ms + t.scrape_timeout_ms {
+                stalled.push(format!(
+                    "{} ({}ms since the last scrape)",
+                    t.scrape_url, late
+                ));
+            }
+        }
+    }
+    let mut d = Map::new();
+    d.insert("targets".into(), Json::from(targets.len()));
+    d.insert("up".into(), Json::from(up));
+    d.insert("down".into(), Json::from(down));
+    d.insert("unknown".into(), Json::from(unknown));
+    d.insert("down_targets".into(), Json::from(down_list));
+    if stalled.is_empty() {
+        ok(d)
+    } else {
+        failing(d, format!("stalled scrape loops: {}", stalled.join(", ")))
+    }
+}
+
 fn not_configured() -> Json {
     json!({"status": "not configured"})
 }
@@ -161,7 +214,7 @@ pub(crate) async fn health_check(State(st): State<AppState>) -> Response {
         let checks = json!({
             "storage": storage_check(&st),
             "query_engine": engine_check(&st),
-            "scrape": not_configured(),
+            "scrape": scrape_check(&st),
             "rules": not_configured(),
             "notifiers": not_configured(),
         });

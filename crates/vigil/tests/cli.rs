@@ -404,3 +404,94 @@ fn scrape_jobs_follow_the_configuration() {
         .status();
     assert!(child.wait().unwrap().success());
 }
+
+/// POSTs a remote-write 1.0 body: (status code, response body).
+fn remote_write(port: u16, req: &vigil_server::remote_write::WriteRequest) -> (u16, String) {
+    use prost::Message;
+    use std::io::{Read, Write};
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+         Content-Encoding: snappy\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out[9..12].parse().unwrap();
+    (code, out)
+}
+
+/// Every sample acknowledged with 204 before a SIGKILL is there after the
+/// restart: the WAL is written before the answer goes out.
+#[test]
+fn acknowledged_samples_survive_sigkill() {
+    use vigil_server::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let empty = dir.path().join("empty.yml");
+    std::fs::write(&empty, "").unwrap();
+    let args = [
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+        "--config.file".as_ref(),
+        empty.as_os_str(),
+    ];
+    let (mut child, port) = start(&args);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base = now - 60_000;
+    let mut acked = 0;
+    for round in 0..20i64 {
+        let req = WriteRequest {
+            timeseries: (0..50)
+                .map(|i| TimeSeries {
+                    labels: vec![
+                        Label {
+                            name: "__name__".into(),
+                            value: "killtest".into(),
+                        },
+                        Label {
+                            name: "i".into(),
+                            value: i.to_string(),
+                        },
+                    ],
+                    samples: vec![Sample {
+                        value: (round * 100 + i) as f64,
+                        timestamp: base + round * 1000,
+                    }],
+                })
+                .collect(),
+        };
+        let (code, body) = remote_write(port, &req);
+        assert_eq!(code, 204, "{body}");
+        acked += 50;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, port) = start(&args);
+    let body = query(port, "sum(count_over_time(killtest[10m]))");
+    assert!(
+        body.contains(&format!("\"{acked}\"]")),
+        "{acked} samples: {body}"
+    );
+    let body = query(port, "sum(sum_over_time(killtest[10m]))");
+    let want: i64 = (0..20i64)
+        .flat_map(|r| (0..50i64).map(move |i| r * 100 + i))
+        .sum();
+    assert!(body.contains(&format!("\"{want}\"]")), "sum {want}: {body}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
