@@ -200,7 +200,7 @@ fn run(st: &AppState, req: &ReadRequest) -> Result<ReadResponse, ReadError> {
 }
 
 /// Largest compressed request accepted, and largest it may decompress to.
-const MAX_REQUEST_BYTES: usize = 32 << 20;
+pub(crate) const MAX_REQUEST_BYTES: usize = 32 << 20;
 
 /// `POST /api/v1/read`.
 pub(crate) async fn read(State(st): State<AppState>, body: Bytes) -> Response {
