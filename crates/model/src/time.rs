@@ -140,6 +140,11 @@ pub fn format_duration(ms: i64) -> String {
     let mut rest = ms.unsigned_abs();
     for (unit, mult) in DURATION_UNITS {
         let mult = mult as u64;
+        // Years and weeks only when they divide exactly: `90d` reads better
+        // than `12w6d` (Prometheus's `model.Duration.String`).
+        if (unit == "y" || unit == "w") && !rest.is_multiple_of(mult) {
+            continue;
+        }
         if rest >= mult {
             out.push_str(&(rest / mult).to_string());
             out.push_str(unit);

@@ -61,6 +61,7 @@ pub(crate) async fn federate(State(st): State<AppState>, p: Params) -> Response 
     }
     let maxt = vigil_model::time::now_ms();
     let mint = maxt - st.engine.options().lookback_delta;
+    let ext = st.lifecycle.external_labels();
     let latest = blocking(move || {
         let q = st
             .db
@@ -102,6 +103,25 @@ pub(crate) async fn federate(State(st): State<AppState>, p: Params) -> Response 
     let latest = match latest {
         Ok(l) => l,
         Err(e) => return text_error(StatusCode::INTERNAL_SERVER_ERROR, e.message),
+    };
+    // External labels are added where a series does not have the label
+    // itself, as Prometheus's federation does.
+    let external = ext.clone();
+    let latest: BTreeMap<Labels, (i64, f64)> = if external.is_empty() {
+        latest
+    } else {
+        latest
+            .into_iter()
+            .map(|(l, s)| {
+                let mut b = l.builder();
+                for e in external.iter() {
+                    if l.get(e.name).is_none() {
+                        b.set(e.name, e.value);
+                    }
+                }
+                (b.build(), s)
+            })
+            .collect()
     };
     // Sorted by metric name; within a name, by labels.
     let mut samples: Vec<(&Labels, &(i64, f64))> = latest.iter().collect();

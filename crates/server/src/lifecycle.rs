@@ -39,6 +39,8 @@ pub(crate) struct Lifecycle {
     quit: tokio::sync::watch::Sender<bool>,
     /// The scrape loops of `scrape_configs`.
     pub(crate) scrape: Arc<ScrapeManager<Db>>,
+    /// `global.external_labels` in force, for federation.
+    external_labels: RwLock<vigil_model::Labels>,
 }
 
 impl Lifecycle {
@@ -71,6 +73,7 @@ impl Lifecycle {
             config_reload,
             quit,
             scrape,
+            external_labels: RwLock::new(config.global.external_labels.clone()),
         };
         lc.apply_storage(&config);
         Ok(lc)
@@ -126,6 +129,7 @@ impl Lifecycle {
         match loaded {
             Ok(c) => {
                 self.apply_storage(&c);
+                *self.external_labels.write() = c.global.external_labels.clone();
                 *self.config_yaml.write() = c.source.clone();
                 *current = c;
                 self.config_reload.write().record(true);
@@ -138,6 +142,11 @@ impl Lifecycle {
                 Err(e)
             }
         }
+    }
+
+    /// `global.external_labels` in force.
+    pub(crate) fn external_labels(&self) -> vigil_model::Labels {
+        self.external_labels.read().clone()
     }
 
     /// The configuration in force.

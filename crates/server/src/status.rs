@@ -114,7 +114,7 @@ pub(crate) async fn runtime_info(State(st): State<AppState>) -> Response {
         .duration_since(UNIX_EPOCH)
         .map(|d| UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()))
         .unwrap_or(UNIX_EPOCH);
-    let opts = st.db.options();
+    let (retention_time, retention_size) = st.db.retention();
     let start = crate::selfmetrics::ProcessStats::read()
         .start_time_seconds
         .map(|s| UNIX_EPOCH + std::time::Duration::from_secs_f64(s))
@@ -129,7 +129,7 @@ pub(crate) async fn runtime_info(State(st): State<AppState>) -> Response {
         "corruptionCount": st.db.head().stats().wal_corruptions.load(std::sync::atomic::Ordering::Relaxed),
         "goroutineCount": rt.num_alive_tasks(),
         "GOMAXPROCS": rt.num_workers(),
-        "storageRetention": retention_text(opts.retention_time, opts.retention_size),
+        "storageRetention": retention_text(retention_time, retention_size),
     });
     success(data, Vec::new(), Vec::new())
 }

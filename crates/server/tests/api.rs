@@ -1160,6 +1160,38 @@ fn federation_in_the_text_format() {
     assert_eq!(r.status, 400);
 }
 
+/// Federation adds `global.external_labels` a series does not carry itself.
+#[test]
+fn federation_adds_external_labels() {
+    let config = vigil_server::config::Config::parse(
+        "global:\n  external_labels:\n    site: eu\n    job: fallback\n",
+        std::path::Path::new("t.yml"),
+    )
+    .unwrap();
+    let s = TestServer::start(ServerOptions {
+        config,
+        ..ServerOptions::default()
+    });
+    let now = now_ms();
+    s.write(&[
+        (&[("__name__", "up"), ("job", "a")], &[(now - 5_000, 1.0)]),
+        (&[("__name__", "other")], &[(now - 5_000, 2.0)]),
+    ]);
+    let r = get(
+        s.addr(),
+        &format!("/federate?match[]={}&match[]=other", enc("up")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let want = format!(
+        "# TYPE other untyped\n\
+         other{{job=\"fallback\",site=\"eu\"}} 2 {t}\n\
+         # TYPE up untyped\n\
+         up{{job=\"a\",site=\"eu\"}} 1 {t}\n",
+        t = now - 5_000
+    );
+    assert_eq!(r.text(), want);
+}
+
 #[test]
 fn health_check_reports_subsystems() {
     let s = TestServer::start(ServerOptions::default());
