@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::ScrapeConfig;
+use crate::config::{ScrapeConfig, TlsConfig};
 use crate::parse::ACCEPT_HEADER;
 
 /// Why a scrape config's HTTP client could not be built.
@@ -150,11 +150,11 @@ fn load_ca(path: &Path) -> Result<RootCertStore, ClientError> {
     Ok(roots)
 }
 
-fn tls_config(cfg: &ScrapeConfig) -> Result<ClientConfig, ClientError> {
+fn tls_config(tls: Option<&TlsConfig>) -> Result<ClientConfig, ClientError> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?;
-    let tls = cfg.tls_config.clone().unwrap_or_default();
+    let tls = tls.cloned().unwrap_or_default();
     let builder = if tls.insecure_skip_verify {
         builder
             .dangerous()
@@ -183,7 +183,7 @@ impl HttpClient {
             reqwest::redirect::Policy::none()
         };
         let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls_config(cfg)?)
+            .tls_backend_preconfigured(tls_config(cfg.tls_config.as_ref())?)
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .redirect(redirect)
@@ -284,6 +284,27 @@ impl HttpClient {
         }
         Ok(Fetched { body, content_type })
     }
+}
+
+/// A plain client for HTTP probes: the same TLS setup as scrapes, vigil's
+/// user agent, no proxy, gzip accepted. Reads the CA file; call it off the
+/// async workers.
+pub(crate) fn probe_client(
+    tls: Option<&TlsConfig>,
+    follow_redirects: bool,
+) -> Result<reqwest::Client, ClientError> {
+    let redirect = if follow_redirects {
+        reqwest::redirect::Policy::limited(10)
+    } else {
+        reqwest::redirect::Policy::none()
+    };
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(tls)?)
+        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirect)
+        .gzip(true)
+        .no_proxy()
+        .build()?)
 }
 
 /// Seconds as Go's `strconv.FormatFloat(s, 'f', -1, 64)` writes them.

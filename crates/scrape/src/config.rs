@@ -10,11 +10,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use vigil_model::time::{format_duration, parse_duration};
 
+use crate::discovery::{FileSdConfig, FileSdConfigError};
 use crate::parse::Format;
 use crate::relabel::RelabelConfig;
 
@@ -358,6 +359,9 @@ pub struct ScrapeConfig {
     /// Static target groups.
     #[serde(default)]
     pub static_configs: Vec<StaticConfig>,
+    /// Target groups read from files (see [`crate::discovery`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_sd_configs: Vec<FileSdConfig>,
     /// Relabeling of targets before scraping.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relabel_configs: Vec<RelabelConfig>,
@@ -395,6 +399,7 @@ impl ScrapeConfig {
                 targets,
                 labels: BTreeMap::new(),
             }],
+            file_sd_configs: Vec::new(),
             relabel_configs: Vec::new(),
             metric_relabel_configs: Vec::new(),
         }
@@ -412,6 +417,35 @@ impl ScrapeConfig {
         match self.scrape_timeout {
             Some(t) => t.0,
             None => global.scrape_timeout.0.min(self.interval_ms(global)),
+        }
+    }
+
+    /// Makes every relative path of the config (file discovery patterns, CA,
+    /// password and credentials files) relative to `dir`, the directory of
+    /// the configuration file, as Prometheus does.
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = dir.join(&*p);
+            }
+        };
+        for sd in &mut self.file_sd_configs {
+            sd.resolve_paths(dir);
+        }
+        if let Some(t) = &mut self.tls_config {
+            if let Some(f) = &mut t.ca_file {
+                join(f);
+            }
+        }
+        if let Some(b) = &mut self.basic_auth {
+            if let Some(f) = &mut b.password_file {
+                join(f);
+            }
+        }
+        if let Some(a) = &mut self.authorization {
+            if let Some(f) = &mut a.credentials_file {
+                join(f);
+            }
         }
     }
 
@@ -451,6 +485,22 @@ impl ScrapeConfig {
                     job: job(),
                     name: name.clone(),
                 });
+            }
+        }
+        for sd in &self.file_sd_configs {
+            let err = |source| ConfigError::FileSd { job: job(), source };
+            if sd.files.is_empty() {
+                return Err(err(FileSdConfigError::NoFiles));
+            }
+            if sd.refresh_interval.0 <= 0 {
+                return Err(err(FileSdConfigError::ZeroRefresh));
+            }
+            if let Some(f) = sd
+                .files
+                .iter()
+                .find(|f| !crate::discovery::valid_pattern(f))
+            {
+                return Err(err(FileSdConfigError::InvalidPath(f.clone())));
             }
         }
         if let Some(b) = &self.basic_auth {
@@ -557,6 +607,15 @@ pub enum ConfigError {
         job: String,
         /// The name.
         name: String,
+    },
+    /// A `file_sd_configs` entry is invalid.
+    #[error("job {job:?}: {source}")]
+    FileSd {
+        /// The job.
+        job: String,
+        /// What is wrong.
+        #[source]
+        source: FileSdConfigError,
     },
     /// Conflicting or invalid authentication settings.
     #[error("job {job:?}: {what}")]

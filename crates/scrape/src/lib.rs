@@ -4,11 +4,15 @@
 //!   OpenMetrics, picked by `Content-Type`;
 //! - [`config`]: `scrape_configs` as in `prometheus.yml` (serde types with
 //!   Prometheus's key names, validated against global defaults);
+//! - [`discovery`]: target groups from `static_configs` and
+//!   `file_sd_configs` (JSON and YAML files, globs, watched for changes);
 //! - [`relabel`]: `relabel_configs` and `metric_relabel_configs`, every
 //!   Prometheus action;
 //! - [`ScrapeManager`]: one tokio task per target, appending through any
 //!   [`vigil_model::Appendable`], with the synthetic `up` / `scrape_*`
-//!   series and stale markers.
+//!   series and stale markers;
+//! - [`probe`]: HTTP health probes (vigil's `probes` section), stored as
+//!   `probe_*` series.
 //!
 //! The central decision: the scrape loop keys its series cache by the
 //! series text exactly as the target wrote it (`name{labels}`), as
@@ -21,7 +25,9 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod discovery;
 pub mod parse;
+pub mod probe;
 pub mod relabel;
 
 mod client;

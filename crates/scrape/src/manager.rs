@@ -2,7 +2,8 @@
 //! keeps them in step with configuration reloads.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
@@ -11,8 +12,11 @@ use vigil_model::Appendable;
 
 use crate::client::{ClientError, HttpClient};
 use crate::config::{validate_scrape_configs, ConfigError, GlobalDefaults, ScrapeConfig};
+use crate::discovery::{FileDiscovery, FileSdConfig, TargetGroup};
 use crate::scrape_loop::{self, LoopConfig, LoopStatus, MetricMetadata, ScrapeCache, StopMode};
-use crate::target::{targets_from_config, DroppedTarget, Target, TargetStatus};
+use crate::target::{
+    static_groups, targets_from_groups, DroppedTarget, Target, TargetError, TargetStatus,
+};
 
 /// Why [`ScrapeManager::apply`] refused a configuration. Nothing changes
 /// when it does: the running loops keep the old configuration.
@@ -48,11 +52,23 @@ pub struct TargetMetadata {
 }
 
 /// Options for [`ScrapeManager::new`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ScrapeOptions {
     /// Mixed into every target's start offset, so that several servers
     /// scraping the same targets spread out (Prometheus's `offsetSeed`).
     pub offset_seed: u64,
+    /// How often file discovery checks its files for changes (1s); every
+    /// file is read again on its `refresh_interval` regardless.
+    pub file_sd_poll_interval: Duration,
+}
+
+impl Default for ScrapeOptions {
+    fn default() -> Self {
+        ScrapeOptions {
+            offset_seed: 0,
+            file_sd_poll_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 struct LoopHandle {
@@ -67,6 +83,14 @@ struct Job {
     global: GlobalDefaults,
     client: Arc<HttpClient>,
     loops: HashMap<u64, LoopHandle>,
+    /// The groups file discovery found last.
+    discovered: Vec<TargetGroup>,
+    /// Targets that target relabeling dropped.
+    dropped: Vec<DroppedTarget>,
+    /// The file discovery task, when the job has `file_sd_configs`.
+    discovery: Option<JoinHandle<()>>,
+    /// Tells updates of this job's discovery from those of an older one.
+    generation: u64,
 }
 
 #[derive(Default)]
@@ -74,6 +98,7 @@ struct State {
     jobs: HashMap<String, Job>,
     /// Loops of removed targets still waiting to write their stale markers.
     draining: Vec<(watch::Sender<StopMode>, JoinHandle<Option<ScrapeCache>>)>,
+    next_generation: u64,
 }
 
 /// One entry of the status registry read by [`ScrapeManager::targets`].
@@ -99,6 +124,12 @@ struct Registered {
 /// # Ok(()) }
 /// ```
 pub struct ScrapeManager<A> {
+    inner: Arc<Inner<A>>,
+}
+
+/// The manager's state, shared with its file discovery tasks (which hold
+/// it weakly).
+struct Inner<A> {
     storage: Arc<A>,
     options: ScrapeOptions,
     state: tokio::sync::Mutex<State>,
@@ -109,7 +140,7 @@ pub struct ScrapeManager<A> {
 impl<A> std::fmt::Debug for ScrapeManager<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ScrapeManager")
-            .field("targets", &self.registry.read().len())
+            .field("targets", &self.inner.registry.read().len())
             .finish()
     }
 }
@@ -147,18 +178,302 @@ fn loop_config(
     }
 }
 
+fn log_failures(job: &str, failures: &[(String, TargetError)]) {
+    for (addr, e) in failures {
+        tracing::warn!(job = %job, target = %addr, error = %e, "creating target failed");
+    }
+}
+
 impl<A: Appendable + 'static> ScrapeManager<A> {
     /// A manager with no jobs; [`apply`](Self::apply) starts them.
     pub fn new(storage: Arc<A>, options: ScrapeOptions) -> Self {
         ScrapeManager {
-            storage,
-            options,
-            state: tokio::sync::Mutex::new(State::default()),
-            registry: RwLock::new(Vec::new()),
-            dropped: RwLock::new(Vec::new()),
+            inner: Arc::new(Inner {
+                storage,
+                options,
+                state: tokio::sync::Mutex::new(State::default()),
+                registry: RwLock::new(Vec::new()),
+                dropped: RwLock::new(Vec::new()),
+            }),
         }
     }
 
+    /// Makes the running loops match `configs`: validates them (with
+    /// [`validate_scrape_configs`]), builds each changed job's HTTP client
+    /// and reads its discovery files, then keeps the loops of unchanged
+    /// (job config, target) pairs running with their state, stops the loops
+    /// of targets that are gone (their series get stale markers once two
+    /// more intervals have passed, as in Prometheus) and starts loops for
+    /// new targets. A target whose job changed gets a new loop; when the
+    /// change leaves its sample labels alone the new loop takes over the old
+    /// one's series cache and no stale markers are written. On error nothing
+    /// changes.
+    ///
+    /// Jobs with `file_sd_configs` keep a discovery task that re-reads the
+    /// files on change and on their `refresh_interval`, and adds and
+    /// removes targets the same way.
+    pub async fn apply(
+        &self,
+        configs: &[ScrapeConfig],
+        global: &GlobalDefaults,
+    ) -> Result<(), ScrapeError> {
+        validate_scrape_configs(configs, global)?;
+        let rt = tokio::runtime::Handle::try_current().map_err(|_| ScrapeError::NoRuntime)?;
+        let inner = &self.inner;
+        let mut guard = inner.state.lock().await;
+        let state = &mut *guard;
+
+        // Build the clients of new and changed jobs first, so that a
+        // failure leaves everything as it was.
+        let mut clients: HashMap<String, Arc<HttpClient>> = HashMap::new();
+        for cfg in configs {
+            let unchanged = state
+                .jobs
+                .get(&cfg.job_name)
+                .filter(|j| j.config == *cfg && j.global == *global);
+            let client = match unchanged {
+                Some(j) => Arc::clone(&j.client),
+                None => {
+                    let c = cfg.clone();
+                    let built = tokio::task::spawn_blocking(move || HttpClient::new(&c))
+                        .await
+                        .map_err(|_| ScrapeError::NoRuntime)?;
+                    Arc::new(built.map_err(|source| ScrapeError::Client {
+                        job: cfg.job_name.clone(),
+                        source,
+                    })?)
+                }
+            };
+            clients.insert(cfg.job_name.clone(), client);
+        }
+
+        let mut old_jobs = std::mem::take(&mut state.jobs);
+        let mut new_jobs = HashMap::new();
+        for cfg in configs {
+            let client = Arc::clone(&clients[&cfg.job_name]);
+            let mut old = old_jobs.remove(&cfg.job_name);
+            let same_config = old
+                .as_ref()
+                .is_some_and(|j| j.config == *cfg && j.global == *global);
+            let reusable = old.as_ref().is_some_and(|j| cache_reusable(&j.config, cfg));
+
+            // Discovery: an unchanged job keeps its task and groups; a
+            // changed or new one reads its files now, so that its targets
+            // start with this call.
+            let (discovered, discovery, generation) = match old.as_mut() {
+                Some(j) if same_config => (
+                    std::mem::take(&mut j.discovered),
+                    j.discovery.take(),
+                    j.generation,
+                ),
+                _ => {
+                    if let Some(d) = old.as_mut().and_then(|j| j.discovery.take()) {
+                        d.abort();
+                    }
+                    state.next_generation += 1;
+                    let generation = state.next_generation;
+                    let (groups, task) = self
+                        .start_discovery(&rt, &cfg.job_name, generation, &cfg.file_sd_configs)
+                        .await;
+                    (groups, task, generation)
+                }
+            };
+
+            let targets = targets_from_groups(
+                cfg,
+                global,
+                static_groups(cfg).iter().chain(discovered.iter()),
+            );
+            log_failures(&cfg.job_name, &targets.failures);
+            let old_loops = old.map(|j| j.loops).unwrap_or_default();
+            let loops = inner
+                .reconcile(
+                    &rt,
+                    &mut state.draining,
+                    cfg,
+                    &client,
+                    old_loops,
+                    Reuse {
+                        same_config,
+                        reusable,
+                    },
+                    targets.active,
+                )
+                .await;
+            new_jobs.insert(
+                cfg.job_name.clone(),
+                Job {
+                    config: cfg.clone(),
+                    global: *global,
+                    client,
+                    loops,
+                    discovered,
+                    dropped: targets.dropped,
+                    discovery,
+                    generation,
+                },
+            );
+        }
+        // Jobs that are gone.
+        for (_, j) in old_jobs {
+            if let Some(d) = j.discovery {
+                d.abort();
+            }
+            for (_, h) in j.loops {
+                let _ = h.stop.send(StopMode::Removed);
+                state.draining.push((h.stop, h.join));
+            }
+        }
+        state.draining.retain(|(_, j)| !j.is_finished());
+        state.jobs = new_jobs;
+        inner.publish(state);
+        Ok(())
+    }
+
+    /// Reads the files of `configs` once (off the async workers) and starts
+    /// the task that watches them. No task without `file_sd_configs`.
+    async fn start_discovery(
+        &self,
+        rt: &tokio::runtime::Handle,
+        job: &str,
+        generation: u64,
+        configs: &[FileSdConfig],
+    ) -> (Vec<TargetGroup>, Option<JoinHandle<()>>) {
+        if configs.is_empty() {
+            return (Vec::new(), None);
+        }
+        let mut discs: Vec<FileDiscovery> = configs.iter().map(FileDiscovery::new).collect();
+        let read = tokio::task::spawn_blocking(move || {
+            for d in &mut discs {
+                d.refresh();
+            }
+            discs
+        })
+        .await;
+        let discs = match read {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(job = %job, error = %e, "file_sd: reading files failed");
+                configs.iter().map(FileDiscovery::new).collect()
+            }
+        };
+        let groups = discs.iter().flat_map(|d| d.groups().cloned()).collect();
+        let task = rt.spawn(discovery_loop(
+            Arc::downgrade(&self.inner),
+            job.to_string(),
+            generation,
+            discs,
+            self.inner.options.file_sd_poll_interval,
+        ));
+        (groups, Some(task))
+    }
+
+    /// The active targets with their last scrape's health, sorted by job and
+    /// URL.
+    pub fn targets(&self) -> Vec<TargetStatus> {
+        self.inner
+            .registry
+            .read()
+            .iter()
+            .map(|r| {
+                let st = r.status.lock().clone();
+                TargetStatus {
+                    job: r.job.clone(),
+                    labels: r.target.labels.clone(),
+                    discovered_labels: r.target.discovered.clone(),
+                    scrape_url: r.target.url.clone(),
+                    health: st.health,
+                    last_scrape: st.last_scrape,
+                    last_scrape_duration: st.last_duration,
+                    last_error: st.last_error,
+                    scrape_interval_ms: r.target.interval_ms,
+                    scrape_timeout_ms: r.target.timeout_ms,
+                }
+            })
+            .collect()
+    }
+
+    /// The metric metadata (TYPE, HELP, UNIT) each active target exposed in
+    /// its recent scrapes, by family name, for `/api/v1/metadata` and
+    /// `/api/v1/targets/metadata`.
+    pub fn metadata(&self) -> Vec<TargetMetadata> {
+        self.inner
+            .registry
+            .read()
+            .iter()
+            .map(|r| TargetMetadata {
+                job: r.job.clone(),
+                labels: r.target.labels.clone(),
+                metrics: Arc::clone(&r.status.lock().metadata),
+            })
+            .collect()
+    }
+
+    /// Targets that target relabeling dropped, by job.
+    pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
+        self.inner.dropped.read().clone()
+    }
+
+    /// The job names (scrape pools), sorted.
+    pub async fn scrape_pools(&self) -> Vec<String> {
+        let state = self.inner.state.lock().await;
+        let mut v: Vec<String> = state.jobs.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Stops discovery and every loop and waits for them. As in
+    /// Prometheus, nothing is marked stale: a restart must not put stale
+    /// markers into the data (loops of removed targets still waiting to
+    /// write theirs end without writing them too).
+    pub async fn stop(&self) {
+        let mut state = self.inner.state.lock().await;
+        let mut joins = Vec::new();
+        for (_, j) in state.jobs.drain() {
+            if let Some(d) = j.discovery {
+                d.abort();
+            }
+            for (_, h) in j.loops {
+                let _ = h.stop.send(StopMode::Shutdown);
+                joins.push(h.join);
+            }
+        }
+        for (tx, join) in state.draining.drain(..) {
+            let _ = tx.send(StopMode::Shutdown);
+            joins.push(join);
+        }
+        for j in joins {
+            let _ = j.await;
+        }
+        self.inner.registry.write().clear();
+        self.inner.dropped.write().clear();
+    }
+}
+
+impl<A> Drop for ScrapeManager<A> {
+    fn drop(&mut self) {
+        // Discovery tasks hold the state weakly and end on their next poll;
+        // end them now if nobody holds the state any more.
+        if let Ok(state) = self.inner.state.try_lock() {
+            for j in state.jobs.values() {
+                if let Some(d) = &j.discovery {
+                    d.abort();
+                }
+            }
+        }
+    }
+}
+
+/// How a job's old loops may be reused by [`Inner::reconcile`].
+#[derive(Debug, Clone, Copy)]
+struct Reuse {
+    /// The job config is unchanged: keep running loops as they are.
+    same_config: bool,
+    /// Sample labels are unchanged: a new loop takes the old one's cache.
+    reusable: bool,
+}
+
+impl<A: Appendable + 'static> Inner<A> {
     fn spawn_loop(
         &self,
         rt: &tokio::runtime::Handle,
@@ -190,116 +505,55 @@ impl<A: Appendable + 'static> ScrapeManager<A> {
         }
     }
 
-    /// Makes the running loops match `configs`: validates them (with
-    /// [`validate_scrape_configs`]), builds each changed job's HTTP client,
-    /// then keeps the loops of unchanged (job config, target) pairs running
-    /// with their state, stops the loops of targets that are gone (their
-    /// series get stale markers once two more intervals have passed, as in
-    /// Prometheus) and starts loops for new targets. A target whose job
-    /// changed gets a new loop; when the change leaves its sample labels
-    /// alone the new loop takes over the old one's series cache and no stale
-    /// markers are written. On error nothing changes.
-    pub async fn apply(
+    /// The loops for `active`: old ones kept or replaced as `reuse` allows,
+    /// new ones started; old loops of targets not in `active` are told the
+    /// target is gone and moved to `draining`.
+    #[allow(clippy::too_many_arguments)]
+    async fn reconcile(
         &self,
-        configs: &[ScrapeConfig],
-        global: &GlobalDefaults,
-    ) -> Result<(), ScrapeError> {
-        validate_scrape_configs(configs, global)?;
-        let rt = tokio::runtime::Handle::try_current().map_err(|_| ScrapeError::NoRuntime)?;
-        let mut state = self.state.lock().await;
-
-        // Build the clients of new and changed jobs first, so that a
-        // failure leaves everything as it was.
-        let mut clients: HashMap<String, Arc<HttpClient>> = HashMap::new();
-        for cfg in configs {
-            let unchanged = state
-                .jobs
-                .get(&cfg.job_name)
-                .filter(|j| j.config == *cfg && j.global == *global);
-            let client = match unchanged {
-                Some(j) => Arc::clone(&j.client),
-                None => {
-                    let c = cfg.clone();
-                    let built = tokio::task::spawn_blocking(move || HttpClient::new(&c))
-                        .await
-                        .map_err(|_| ScrapeError::NoRuntime)?;
-                    Arc::new(built.map_err(|source| ScrapeError::Client {
-                        job: cfg.job_name.clone(),
-                        source,
-                    })?)
+        rt: &tokio::runtime::Handle,
+        draining: &mut Vec<(watch::Sender<StopMode>, JoinHandle<Option<ScrapeCache>>)>,
+        cfg: &ScrapeConfig,
+        client: &Arc<HttpClient>,
+        mut old: HashMap<u64, LoopHandle>,
+        reuse: Reuse,
+        active: Vec<Target>,
+    ) -> HashMap<u64, LoopHandle> {
+        let mut loops = HashMap::new();
+        for target in active {
+            let handle = match old.remove(&target.hash) {
+                Some(h) if reuse.same_config => h,
+                Some(h) if reuse.reusable => {
+                    let _ = h.stop.send(StopMode::Replaced);
+                    let cache = h.join.await.ok().flatten().unwrap_or_default();
+                    self.spawn_loop(rt, cfg, target.clone(), Arc::clone(client), cache)
+                }
+                prev => {
+                    if let Some(h) = prev {
+                        let _ = h.stop.send(StopMode::Removed);
+                        draining.push((h.stop, h.join));
+                    }
+                    self.spawn_loop(
+                        rt,
+                        cfg,
+                        target.clone(),
+                        Arc::clone(client),
+                        ScrapeCache::default(),
+                    )
                 }
             };
-            clients.insert(cfg.job_name.clone(), client);
+            loops.insert(target.hash, handle);
         }
+        // Targets of this job that are gone.
+        for (_, h) in old {
+            let _ = h.stop.send(StopMode::Removed);
+            draining.push((h.stop, h.join));
+        }
+        loops
+    }
 
-        let mut old_jobs = std::mem::take(&mut state.jobs);
-        let mut dropped = Vec::new();
-        let mut new_jobs = HashMap::new();
-        for cfg in configs {
-            let client = Arc::clone(&clients[&cfg.job_name]);
-            let targets = targets_from_config(cfg, global);
-            for (addr, e) in &targets.failures {
-                tracing::warn!(job = %cfg.job_name, target = %addr, error = %e, "creating target failed");
-            }
-            dropped.extend(targets.dropped);
-            let mut old = old_jobs.remove(&cfg.job_name);
-            let same_config = old
-                .as_ref()
-                .is_some_and(|j| j.config == *cfg && j.global == *global);
-            let reusable = old.as_ref().is_some_and(|j| cache_reusable(&j.config, cfg));
-            let mut loops = HashMap::new();
-            for target in targets.active {
-                let prev = old.as_mut().and_then(|j| j.loops.remove(&target.hash));
-                let handle = match prev {
-                    Some(h) if same_config => h,
-                    Some(h) if reusable => {
-                        let _ = h.stop.send(StopMode::Replaced);
-                        let cache = h.join.await.ok().flatten().unwrap_or_default();
-                        self.spawn_loop(&rt, cfg, target.clone(), Arc::clone(&client), cache)
-                    }
-                    prev => {
-                        if let Some(h) = prev {
-                            let _ = h.stop.send(StopMode::Removed);
-                            state.draining.push((h.stop, h.join));
-                        }
-                        self.spawn_loop(
-                            &rt,
-                            cfg,
-                            target.clone(),
-                            Arc::clone(&client),
-                            ScrapeCache::default(),
-                        )
-                    }
-                };
-                loops.insert(target.hash, handle);
-            }
-            // Targets of this job that are gone.
-            if let Some(j) = old {
-                for (_, h) in j.loops {
-                    let _ = h.stop.send(StopMode::Removed);
-                    state.draining.push((h.stop, h.join));
-                }
-            }
-            new_jobs.insert(
-                cfg.job_name.clone(),
-                Job {
-                    config: cfg.clone(),
-                    global: *global,
-                    client,
-                    loops,
-                },
-            );
-        }
-        // Jobs that are gone.
-        for (_, j) in old_jobs {
-            for (_, h) in j.loops {
-                let _ = h.stop.send(StopMode::Removed);
-                state.draining.push((h.stop, h.join));
-            }
-        }
-        state.draining.retain(|(_, j)| !j.is_finished());
-        state.jobs = new_jobs;
-
+    /// Publishes the targets of `state` for the status calls.
+    fn publish(&self, state: &State) {
         let mut reg: Vec<Registered> = state
             .jobs
             .iter()
@@ -312,75 +566,108 @@ impl<A: Appendable + 'static> ScrapeManager<A> {
             })
             .collect();
         reg.sort_by(|a, b| (&a.job, &a.target.url).cmp(&(&b.job, &b.target.url)));
+        let mut jobs: Vec<&String> = state.jobs.keys().collect();
+        jobs.sort();
+        let dropped = jobs
+            .into_iter()
+            .flat_map(|j| state.jobs[j].dropped.iter().cloned())
+            .collect();
         *self.registry.write() = reg;
         *self.dropped.write() = dropped;
-        Ok(())
     }
 
-    /// The active targets with their last scrape's health, sorted by job and
-    /// URL.
-    pub fn targets(&self) -> Vec<TargetStatus> {
-        self.registry
-            .read()
-            .iter()
-            .map(|r| {
-                let st = r.status.lock().clone();
-                TargetStatus {
-                    job: r.job.clone(),
-                    labels: r.target.labels.clone(),
-                    discovered_labels: r.target.discovered.clone(),
-                    scrape_url: r.target.url.clone(),
-                    health: st.health,
-                    last_scrape: st.last_scrape,
-                    last_scrape_duration: st.last_duration,
-                    last_error: st.last_error,
-                    scrape_interval_ms: r.target.interval_ms,
-                    scrape_timeout_ms: r.target.timeout_ms,
-                }
-            })
-            .collect()
+    /// A discovery update of `job`: its targets become those of its static
+    /// groups and `groups`.
+    async fn update_discovered(&self, job: &str, generation: u64, groups: Vec<TargetGroup>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut guard = self.state.lock().await;
+        let State { jobs, draining, .. } = &mut *guard;
+        let Some(j) = jobs.get_mut(job).filter(|j| j.generation == generation) else {
+            return;
+        };
+        j.discovered = groups;
+        let targets = targets_from_groups(
+            &j.config,
+            &j.global,
+            static_groups(&j.config).iter().chain(j.discovered.iter()),
+        );
+        log_failures(job, &targets.failures);
+        let old = std::mem::take(&mut j.loops);
+        j.loops = self
+            .reconcile(
+                &rt,
+                draining,
+                &j.config,
+                &j.client,
+                old,
+                Reuse {
+                    same_config: true,
+                    reusable: true,
+                },
+                targets.active,
+            )
+            .await;
+        j.dropped = targets.dropped;
+        draining.retain(|(_, j)| !j.is_finished());
+        tracing::debug!(job = %job, targets = j.loops.len(), "file_sd: targets updated");
+        self.publish(&guard);
     }
+}
 
-    /// The metric metadata (TYPE, HELP, UNIT) each active target exposed in
-    /// its recent scrapes, by family name, for `/api/v1/metadata` and
-    /// `/api/v1/targets/metadata`.
-    pub fn metadata(&self) -> Vec<TargetMetadata> {
-        self.registry
-            .read()
-            .iter()
-            .map(|r| TargetMetadata {
-                job: r.job.clone(),
-                labels: r.target.labels.clone(),
-                metrics: Arc::clone(&r.status.lock().metadata),
-            })
-            .collect()
-    }
-
-    /// Targets that target relabeling dropped.
-    pub fn dropped_targets(&self) -> Vec<DroppedTarget> {
-        self.dropped.read().clone()
-    }
-
-    /// Stops every loop and waits for them. Each target's series (and its
-    /// `up` and `scrape_*` series) get a stale marker now. (Prometheus
-    /// writes none on shutdown; vigil's embedded use wants a clean end.)
-    pub async fn stop(&self) {
-        let mut state = self.state.lock().await;
-        let mut joins = Vec::new();
-        for (_, j) in state.jobs.drain() {
-            for (_, h) in j.loops {
-                let _ = h.stop.send(StopMode::Shutdown);
-                joins.push(h.join);
+/// Watches the files of one job's `file_sd_configs`: polls them for
+/// changes, reads them all on each config's refresh interval, and hands
+/// changed groups to the manager. Ends when the manager is gone (or when
+/// aborted on reload and stop).
+async fn discovery_loop<A: Appendable + 'static>(
+    inner: Weak<Inner<A>>,
+    job: String,
+    generation: u64,
+    mut discs: Vec<FileDiscovery>,
+    poll: Duration,
+) {
+    let tick = discs
+        .iter()
+        .map(FileDiscovery::refresh_interval)
+        .fold(poll, Duration::min)
+        .max(Duration::from_millis(10));
+    let start = tokio::time::Instant::now();
+    let mut next_full: Vec<_> = discs.iter().map(|d| start + d.refresh_interval()).collect();
+    loop {
+        tokio::time::sleep(tick).await;
+        if inner.strong_count() == 0 {
+            return;
+        }
+        let now = tokio::time::Instant::now();
+        let due: Vec<bool> = next_full.iter().map(|t| now >= *t).collect();
+        for (n, (d, due)) in next_full.iter_mut().zip(discs.iter().zip(&due)) {
+            if *due {
+                *n = now + d.refresh_interval();
             }
         }
-        for (tx, join) in state.draining.drain(..) {
-            let _ = tx.send(StopMode::Shutdown);
-            joins.push(join);
+        let r = tokio::task::spawn_blocking(move || {
+            let mut changed = false;
+            for (d, due) in discs.iter_mut().zip(due) {
+                if due || d.changed() {
+                    changed |= d.refresh();
+                }
+            }
+            let groups: Option<Vec<TargetGroup>> =
+                changed.then(|| discs.iter().flat_map(|d| d.groups().cloned()).collect());
+            (discs, groups)
+        })
+        .await;
+        let Ok((d, groups)) = r else {
+            tracing::error!(job = %job, "file_sd: the reader task failed; discovery stops");
+            return;
+        };
+        discs = d;
+        if let Some(groups) = groups {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            inner.update_discovered(&job, generation, groups).await;
         }
-        for j in joins {
-            let _ = j.await;
-        }
-        self.registry.write().clear();
-        self.dropped.write().clear();
     }
 }

@@ -42,7 +42,9 @@ pub(crate) enum StopMode {
     Removed,
     /// A new loop takes over this target and its cache: no stale markers.
     Replaced,
-    /// The manager stops: write stale markers now.
+    /// The manager stops: write no stale markers (as Prometheus, whose
+    /// end-of-run staleness is cancelled with the scrape manager's context:
+    /// a restart must not put stale markers into the data).
     Shutdown,
 }
 
@@ -679,24 +681,16 @@ pub(crate) async fn run<A: Appendable + 'static>(
 
     match mode {
         Some(StopMode::Replaced) => Some(cache),
-        Some(StopMode::Shutdown) => {
-            if last.is_some() {
-                let lc2 = Arc::clone(&lc);
-                let t = now_ms();
-                blocking(&storage, cache, move |s, c| {
-                    append_end_of_run(s, &lc2, c, t)
-                })
-                .await;
-            }
-            None
-        }
+        Some(StopMode::Shutdown) => None,
         Some(StopMode::Removed) => {
             // Nothing was scraped: nothing to mark stale.
             last?;
             // Wait for when the next scrape would have been and record its
             // time; then one more interval and 10%, in case the target comes
             // back under a new loop; then mark everything stale at the first
-            // time. A shutdown meanwhile writes them at once.
+            // time. A shutdown meanwhile ends the loop without writing them,
+            // as Prometheus's endOfRunStaleness returns when its parent
+            // context is cancelled.
             let mut stale_t = None;
             for step in 0..3 {
                 let wait = async {
@@ -708,12 +702,9 @@ pub(crate) async fn run<A: Appendable + 'static>(
                 };
                 tokio::select! {
                     _ = wait => {}
-                    r = stop.wait_for(|m| *m == StopMode::Shutdown) => {
-                        if r.is_err() {
-                            // The manager is gone without a stop: no writes.
-                            return None;
-                        }
-                        break;
+                    _ = stop.wait_for(|m| *m == StopMode::Shutdown) => {
+                        // Shut down, or the manager is gone: no writes.
+                        return None;
                     }
                 }
                 if step == 0 {

@@ -10,6 +10,7 @@ use vigil_model::{Labels, LabelsBuilder};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::config::{GlobalDefaults, ScrapeConfig};
+use crate::discovery::TargetGroup;
 use crate::relabel;
 
 pub(crate) const ADDRESS_LABEL: &str = "__address__";
@@ -149,10 +150,27 @@ pub(crate) struct Targets {
     pub failures: Vec<(String, TargetError)>,
 }
 
-/// Builds the targets of `cfg`'s static groups.
-pub(crate) fn targets_from_config(cfg: &ScrapeConfig, global: &GlobalDefaults) -> Targets {
+/// The target groups of `cfg`'s `static_configs`, sourced by index.
+pub(crate) fn static_groups(cfg: &ScrapeConfig) -> Vec<TargetGroup> {
+    cfg.static_configs
+        .iter()
+        .enumerate()
+        .map(|(i, g)| TargetGroup {
+            targets: g.targets.clone(),
+            labels: g.labels.clone(),
+            source: i.to_string(),
+        })
+        .collect()
+}
+
+/// Builds the targets of `groups` (static and discovered) for `cfg`.
+pub(crate) fn targets_from_groups<'a>(
+    cfg: &ScrapeConfig,
+    global: &GlobalDefaults,
+    groups: impl IntoIterator<Item = &'a TargetGroup>,
+) -> Targets {
     let mut out = Targets::default();
-    for group in &cfg.static_configs {
+    for group in groups {
         for addr in &group.targets {
             let mut lb = LabelsBuilder::new();
             lb.set(ADDRESS_LABEL, addr);
@@ -175,6 +193,12 @@ pub(crate) fn targets_from_config(cfg: &ScrapeConfig, global: &GlobalDefaults) -
     let mut seen = std::collections::HashSet::new();
     out.active.retain(|t| seen.insert(t.hash));
     out
+}
+
+/// Builds the targets of `cfg`'s static groups.
+#[cfg(test)]
+pub(crate) fn targets_from_config(cfg: &ScrapeConfig, global: &GlobalDefaults) -> Targets {
+    targets_from_groups(cfg, global, &static_groups(cfg))
 }
 
 /// Adds the scrape config's labels to `lb` (which holds the discovered

@@ -14,7 +14,8 @@ use parking_lot::Mutex;
 use vigil_model::storage::{Queryable, SampleIterator, ValueType};
 use vigil_model::{is_stale, Labels, Matcher, MemStorage};
 use vigil_scrape::config::PromDuration;
-use vigil_scrape::{GlobalDefaults, ScrapeConfig, ScrapeManager, TargetHealth};
+use vigil_scrape::discovery::FileSdConfig;
+use vigil_scrape::{GlobalDefaults, ScrapeConfig, ScrapeManager, ScrapeOptions, TargetHealth};
 
 #[derive(Clone)]
 struct Reply {
@@ -371,7 +372,7 @@ async fn sample_limit_fails_the_scrape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_keeps_unchanged_loops_and_stop_marks_everything_stale() {
+async fn reload_keeps_unchanged_loops_and_stop_writes_no_stale_markers() {
     let exp = Exporter::start(Reply::text(BODY)).await;
     let storage = Arc::new(MemStorage::new());
     let m = ScrapeManager::new(Arc::clone(&storage), Default::default());
@@ -413,9 +414,301 @@ async fn reload_keeps_unchanged_loops_and_stop_marks_everything_stale() {
     assert!(m.apply(&bad, &GlobalDefaults::default()).await.is_err());
     assert_eq!(m.targets().len(), 1);
 
+    // Shutdown writes no stale markers, as Prometheus: a restart must not
+    // leave them in the data.
+    let samples = |s: &MemStorage| -> usize {
+        ["temperature", "requests_total", "up", "scrape_series_added"]
+            .iter()
+            .map(|n| series(s, n).iter().map(|x| x.1.len()).sum::<usize>())
+            .sum()
+    };
     m.stop().await;
-    assert!(last_is_stale(&storage, "temperature"));
-    assert!(last_is_stale(&storage, "requests_total"));
-    assert!(last_is_stale(&storage, "up"));
+    let after_stop = samples(&storage);
+    for name in ["temperature", "requests_total", "up", "scrape_series_added"] {
+        for (l, v) in series(&storage, name) {
+            assert!(v.iter().all(|x| !is_stale(x.1)), "stale marker in {l}");
+        }
+    }
     assert!(m.targets().is_empty());
+    // Every loop has ended: nothing is written after stop returns.
+    tokio::task::yield_now().await;
+    assert_eq!(samples(&storage), after_stop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_while_a_removed_target_waits_writes_no_stale_markers() {
+    // A target removed by a reload waits two intervals before its stale
+    // markers; a shutdown meanwhile cancels them, as in Prometheus.
+    let exp = Exporter::start(Reply::text(BODY)).await;
+    let storage = Arc::new(MemStorage::new());
+    let m = ScrapeManager::new(Arc::clone(&storage), Default::default());
+    m.apply(&[job("a", &exp.addr, 2_000)], &GlobalDefaults::default())
+        .await
+        .unwrap();
+    wait_until("a scrape", || !values(&storage, "up").is_empty()).await;
+    m.apply(&[], &GlobalDefaults::default()).await.unwrap();
+    m.stop().await;
+    assert!(values(&storage, "up").iter().all(|v| !is_stale(*v)));
+    assert!(values(&storage, "temperature")
+        .iter()
+        .all(|v| !is_stale(*v)));
+}
+
+fn sd_job(name: &str, patterns: &[String], interval_ms: i64, refresh_ms: i64) -> ScrapeConfig {
+    let mut c = ScrapeConfig::new(name, vec![]);
+    c.static_configs.clear();
+    c.scrape_interval = Some(PromDuration(interval_ms));
+    let mut sd = FileSdConfig::new(patterns.to_vec());
+    sd.refresh_interval = PromDuration(refresh_ms);
+    c.file_sd_configs = vec![sd];
+    c
+}
+
+fn instances(m: &ScrapeManager<MemStorage>) -> Vec<String> {
+    let mut v: Vec<String> = m
+        .targets()
+        .iter()
+        .map(|t| t.labels.get("instance").unwrap_or("").to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sd_targets_come_and_go_without_a_restart() {
+    let a = Exporter::start(Reply::text(BODY)).await;
+    let b = Exporter::start(Reply::text("other_metric 1\n")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("a.json");
+    let yaml = dir.path().join("b.yml");
+    std::fs::write(
+        &json,
+        format!(
+            r#"[{{"targets": ["{}"], "labels": {{"team": "x"}}}}]"#,
+            a.addr
+        ),
+    )
+    .unwrap();
+    let storage = Arc::new(MemStorage::new());
+    let opts = ScrapeOptions {
+        file_sd_poll_interval: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let m = ScrapeManager::new(Arc::clone(&storage), opts);
+    let pat = dir.path().join("*.json").to_string_lossy().into_owned();
+    let ypat = dir.path().join("*.yml").to_string_lossy().into_owned();
+    // A 1h refresh: only change detection can pick up edits here.
+    let cfg = sd_job("sd", &[pat, ypat], 100, 3_600_000);
+    m.apply(std::slice::from_ref(&cfg), &GlobalDefaults::default())
+        .await
+        .unwrap();
+    // The files are read during apply: the target is there at once.
+    let t = m.targets();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t[0].labels.get("team"), Some("x"));
+    assert_eq!(
+        t[0].discovered_labels.get("__meta_filepath"),
+        Some(json.to_string_lossy().as_ref())
+    );
+    assert_eq!(t[0].labels.get("__meta_filepath"), None);
+    wait_until("a scrape", || !values(&storage, "temperature").is_empty()).await;
+
+    // A YAML file appears: its target joins.
+    std::fs::write(&yaml, format!("- targets: ['{}']\n", b.addr)).unwrap();
+    wait_until("the second target", || instances(&m).len() == 2).await;
+    wait_until("its scrape", || {
+        !values(&storage, "other_metric").is_empty()
+    })
+    .await;
+
+    // A broken file keeps its last good targets.
+    std::fs::write(&json, "[{\"targets\": [").unwrap();
+    std::fs::write(
+        &yaml,
+        format!("- targets: ['{}']\n  labels: {{v: '2'}}\n", b.addr),
+    )
+    .unwrap();
+    wait_until("the YAML change", || {
+        m.targets().iter().any(|t| t.labels.get("v") == Some("2"))
+    })
+    .await;
+    assert_eq!(instances(&m), {
+        let mut v = vec![a.addr.clone(), b.addr.clone()];
+        v.sort();
+        v
+    });
+
+    // The JSON file loses its target: it goes, and its series are marked
+    // stale two intervals later (removal by discovery).
+    std::fs::write(&json, "[]").unwrap();
+    wait_until("the first target to go", || {
+        instances(&m) == vec![b.addr.clone()]
+    })
+    .await;
+    wait_until("stale markers of the removed target", || {
+        last_is_stale(&storage, "temperature")
+    })
+    .await;
+    assert!(series(&storage, "up")
+        .iter()
+        .any(|(l, v)| l.get("instance") == Some(a.addr.as_str())
+            && v.last().is_some_and(|x| is_stale(x.1))));
+
+    // A reload that changes the job reads the files again.
+    let mut cfg2 = cfg.clone();
+    cfg2.scrape_interval = Some(PromDuration(150));
+    std::fs::write(&json, format!(r#"[{{"targets": ["{}"]}}]"#, a.addr)).unwrap();
+    m.apply(&[cfg2], &GlobalDefaults::default()).await.unwrap();
+    assert_eq!(instances(&m).len(), 2);
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_sd_rereads_on_the_refresh_interval() {
+    let a = Exporter::start(Reply::text(BODY)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("t.json");
+    std::fs::write(&json, "[]").unwrap();
+    // Change polling is off (an hour); the 100ms refresh must find the
+    // target.
+    let opts = ScrapeOptions {
+        file_sd_poll_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let storage = Arc::new(MemStorage::new());
+    let m = ScrapeManager::new(Arc::clone(&storage), opts);
+    let cfg = sd_job("sd", &[json.to_string_lossy().into_owned()], 100, 100);
+    m.apply(&[cfg], &GlobalDefaults::default()).await.unwrap();
+    assert!(m.targets().is_empty());
+    std::fs::write(&json, format!(r#"[{{"targets": ["{}"]}}]"#, a.addr)).unwrap();
+    wait_until("the refreshed target", || m.targets().len() == 1).await;
+    wait_until("a scrape", || !values(&storage, "temperature").is_empty()).await;
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_follow_a_server_that_flips_between_healthy_and_failing() {
+    use vigil_scrape::probe::{BodyRegex, ProbeConfig, ProbeManager};
+    // The health endpoint answers {"status": "ok"} (200) or 503.
+    let exp = Exporter::start(Reply::text("{\"status\": \"ok\"}")).await;
+    let storage = Arc::new(MemStorage::new());
+    let probes = ProbeManager::new(Arc::clone(&storage));
+    let mut p = ProbeConfig::new("api", format!("http://{}/metrics", exp.addr));
+    p.interval = Some(PromDuration(100));
+    p.body_regex = Some(BodyRegex::new(r#""status":\s*"ok""#).unwrap());
+    p.headers.insert("X-Probe".into(), "vigil".into());
+    p.labels.insert("team".into(), "web".into());
+    probes.apply(std::slice::from_ref(&p)).await.unwrap();
+
+    wait_until("a successful probe", || {
+        values(&storage, "probe_success").contains(&1.0)
+    })
+    .await;
+    let ok = &series(&storage, "probe_success")[0].0;
+    assert_eq!(
+        ok,
+        &vigil_model::labels!(
+            "__name__" => "probe_success",
+            "instance" => format!("http://{}/metrics", exp.addr).as_str(),
+            "job" => "probe",
+            "probe" => "api",
+            "team" => "web"
+        )
+    );
+    assert_eq!(values(&storage, "probe_http_status_code")[0], 200.0);
+    assert_eq!(values(&storage, "probe_failed_total")[0], 0.0);
+    assert_eq!(values(&storage, "probe_consecutive_failures")[0], 0.0);
+    assert!(values(&storage, "probe_duration_seconds")[0] >= 0.0);
+    assert_eq!(exp.hits.lock()[0]["x-probe"], "vigil");
+
+    // It fails: three failures in a row are counted, with the status code.
+    exp.set(|r| r.status = 503);
+    wait_until("three failures in a row", || {
+        values(&storage, "probe_consecutive_failures").contains(&3.0)
+    })
+    .await;
+    assert!(values(&storage, "probe_http_status_code").contains(&503.0));
+    assert!(values(&storage, "probe_success").contains(&0.0));
+    let st = &probes.probes()[0];
+    assert!(st.last_error.as_deref().unwrap().contains("503"), "{st:?}");
+
+    // Healthy again: the run resets, the counter keeps its failures.
+    exp.set(|r| r.status = 200);
+    wait_until("recovery", || {
+        values(&storage, "probe_consecutive_failures").last() == Some(&0.0)
+    })
+    .await;
+    let failed = values(&storage, "probe_failed_total");
+    assert!(failed.windows(2).all(|w| w[0] <= w[1]), "{failed:?}");
+    assert!(*failed.last().unwrap() >= 3.0);
+
+    // A 200 whose body does not match fails too.
+    exp.set(|r| r.body = b"{\"status\": \"degraded\"}".to_vec());
+    wait_until("a body mismatch", || {
+        probes.probes()[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("does not match"))
+    })
+    .await;
+
+    // A reload that changes only the interval keeps the counters.
+    let before = *values(&storage, "probe_failed_total").last().unwrap();
+    let mut p2 = p.clone();
+    p2.interval = Some(PromDuration(150));
+    probes.apply(&[p2]).await.unwrap();
+    let n = values(&storage, "probe_failed_total").len();
+    wait_until("a probe after the reload", || {
+        values(&storage, "probe_failed_total").len() > n
+    })
+    .await;
+    assert!(values(&storage, "probe_failed_total")[n] >= before);
+
+    // Removed by a reload: its series get stale markers.
+    probes.apply(&[]).await.unwrap();
+    for name in vigil_scrape::probe::PROBE_SERIES {
+        assert!(last_is_stale(&storage, name), "{name}");
+    }
+    probes.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_timeouts_and_refused_connections_fail_and_stop_writes_no_stale_markers() {
+    use vigil_scrape::probe::{ProbeConfig, ProbeManager};
+    let slow = Exporter::start(Reply::text("ok")).await;
+    slow.set(|r| r.delay = Duration::from_millis(500));
+    // A port nothing listens on: bind, note the port, close.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let storage = Arc::new(MemStorage::new());
+    let probes = ProbeManager::new(Arc::clone(&storage));
+    let mut a = ProbeConfig::new("slow", format!("http://{}/metrics", slow.addr));
+    a.interval = Some(PromDuration(200));
+    a.timeout = Some(PromDuration(100));
+    let mut b = ProbeConfig::new("closed", format!("http://{closed}/"));
+    b.interval = Some(PromDuration(100));
+    probes.apply(&[a, b]).await.unwrap();
+    wait_until("both probed", || {
+        probes.probes().iter().all(|p| p.success.is_some())
+    })
+    .await;
+    for p in probes.probes() {
+        assert_eq!(p.success, Some(false), "{p:?}");
+        let e = p.last_error.unwrap();
+        match p.name.as_str() {
+            "slow" => assert!(e.contains("timed out"), "{e}"),
+            _ => assert!(e.contains("request failed"), "{e}"),
+        }
+    }
+    assert!(values(&storage, "probe_http_status_code")
+        .iter()
+        .all(|v| *v == 0.0));
+    probes.stop().await;
+    for name in vigil_scrape::probe::PROBE_SERIES {
+        for (l, v) in series(&storage, name) {
+            assert!(v.iter().all(|x| !is_stale(x.1)), "stale marker in {l}");
+        }
+    }
 }
