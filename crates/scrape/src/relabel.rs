@@ -569,6 +569,249 @@ mod tests {
         );
     }
 
+    /// One relabeling case: labels in, rules (YAML), labels out (`None`:
+    /// dropped), and where the expectation comes from.
+    struct Case {
+        action: Action,
+        input: &'static [(&'static str, &'static str)],
+        rules: &'static str,
+        want: Option<&'static [(&'static str, &'static str)]>,
+        source: &'static str,
+    }
+
+    const RT: &str = "model/relabel/relabel_test.go TestRelabel";
+    const DOC: &str = "docs/configuration/configuration.md <relabel_config>";
+    /// hashmod values not in Prometheus's tests, computed with Python's
+    /// hashlib by Prometheus's formula (big-endian u64 of md5 bytes 8..16,
+    /// mod modulus), which reproduces its 976 and 734.
+    const MD5: &str = "md5 formula, cross-checked in Python";
+
+    fn cases() -> Vec<Case> {
+        use Action::*;
+        vec![
+            // replace
+            Case { action: Replace, source: RT,
+                input: &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+                rules: "- {source_labels: [a], regex: 'f(.*)', target_label: d, replacement: 'ch${1}-ch${1}'}",
+                want: Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "choo-choo")]) },
+            Case { action: Replace, source: RT,
+                input: &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+                rules: "- {source_labels: [a, b], regex: 'f(.*);(.*)r', target_label: a, replacement: 'b${1}${2}m'}\n- {source_labels: [c, a], regex: '(b).*b(.*)ba(.*)', target_label: d, replacement: '$1$2$2$3'}",
+                want: Some(&[("a", "boobam"), ("b", "bar"), ("c", "baz"), ("d", "boooom")]) },
+            Case { action: Replace, source: RT,
+                input: &[("a", "abc")],
+                rules: "- {source_labels: [a], regex: '.*(b).*', target_label: d, replacement: '$1'}",
+                want: Some(&[("a", "abc"), ("d", "b")]) },
+            Case { action: Replace, source: RT, // no replacement without a match
+                input: &[("a", "boo")],
+                rules: "- {source_labels: [a], regex: f, target_label: b, replacement: bar}",
+                want: Some(&[("a", "boo")]) },
+            Case { action: Replace, source: RT, // templated target label
+                input: &[("a", "some-name-value")],
+                rules: "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', target_label: '${1}', replacement: '${2}'}",
+                want: Some(&[("a", "some-name-value"), ("name", "value")]) },
+            Case { action: Replace, source: RT, // replacement expands to "": nothing set
+                input: &[("a", "some-name-value")],
+                rules: "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', target_label: '${1}', replacement: '${3}'}",
+                want: Some(&[("a", "some-name-value")]) },
+            Case { action: Replace, source: RT, // target expands to "": skipped
+                input: &[("a", "some-name-0")],
+                rules: "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', target_label: '${3}', replacement: '${1}'}\n- {source_labels: [a], regex: 'some-([^-]+)(-[^,]+)', target_label: '${3}', replacement: '${1}'}",
+                want: Some(&[("a", "some-name-0")]) },
+            Case { action: Replace, source: RT, // real-life tags
+                input: &[("__meta_sd_tags", "path:/secret,job:some-job,label:foo=bar")],
+                rules: "- {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)path:(/[^,]+).*', target_label: __metrics_path__, replacement: '${1}'}\n- {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)job:([^,]+).*', target_label: job, replacement: '${1}'}\n- {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)label:([^=]+)=([^,]+).*', target_label: '${1}', replacement: '${2}'}",
+                want: Some(&[("__meta_sd_tags", "path:/secret,job:some-job,label:foo=bar"), ("__metrics_path__", "/secret"), ("foo", "bar"), ("job", "some-job")]) },
+            Case { action: Replace, source: DOC, // defaults: regex (.*), replacement $1 copy a label
+                input: &[("__address__", "h:9100")],
+                rules: "- {source_labels: [__address__], target_label: instance}",
+                want: Some(&[("__address__", "h:9100"), ("instance", "h:9100")]) },
+            Case { action: Replace, source: DOC, // regex anchored at both ends
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: o, target_label: b, replacement: x}",
+                want: Some(&[("a", "foo")]) },
+            // keep
+            Case { action: Keep, source: RT,
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: no-match, action: keep}",
+                want: None },
+            Case { action: Keep, source: RT,
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: 'f.*', action: keep}",
+                want: Some(&[("a", "foo")]) },
+            Case { action: Keep, source: DOC, // concatenated sources, separator
+                input: &[("a", "foo"), ("b", "bar")],
+                rules: "- {source_labels: [a, b], separator: '-', regex: 'foo-bar', action: keep}",
+                want: Some(&[("a", "foo"), ("b", "bar")]) },
+            Case { action: Keep, source: RT, // issues/12283: labeldrop, replace, keep
+                input: &[("__meta_kubernetes_pod_container_port_name", "foo"), ("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091")],
+                rules: "- {regex: '^__meta_kubernetes_pod_container_port_name$', action: labeldrop}\n- {source_labels: [__meta_kubernetes_pod_annotation_XXX_metrics_port], regex: '(.+)', target_label: __meta_kubernetes_pod_container_port_name, replacement: metrics}\n- {source_labels: [__meta_kubernetes_pod_container_port_name], regex: '^metrics$', action: keep}",
+                want: Some(&[("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091"), ("__meta_kubernetes_pod_container_port_name", "metrics")]) },
+            // drop
+            Case { action: Drop, source: RT, // drop ends processing
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: '.*o.*', action: drop}\n- {source_labels: [a], regex: 'f(.*)', target_label: d, replacement: 'ch$1-ch$1'}",
+                want: None },
+            Case { action: Drop, source: RT,
+                input: &[("a", "foo"), ("b", "bar")],
+                rules: "- {source_labels: [a], regex: '.*o.*', action: drop}",
+                want: None },
+            Case { action: Drop, source: RT,
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: no-match, action: drop}",
+                want: Some(&[("a", "foo")]) },
+            Case { action: Drop, source: RT, // anchored: f|o does not match foo
+                input: &[("a", "foo")],
+                rules: "- {source_labels: [a], regex: 'f|o', action: drop}",
+                want: Some(&[("a", "foo")]) },
+            // keepequal / dropequal
+            Case { action: KeepEqual, source: RT,
+                input: &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
+                rules: "- {source_labels: [__tmp_port], target_label: __port1, action: keepequal}",
+                want: Some(&[("__port1", "1234"), ("__port2", "5678"), ("__tmp_port", "1234")]) },
+            Case { action: KeepEqual, source: RT,
+                input: &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
+                rules: "- {source_labels: [__tmp_port], target_label: __port2, action: keepequal}",
+                want: None },
+            Case { action: DropEqual, source: RT,
+                input: &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
+                rules: "- {source_labels: [__tmp_port], target_label: __port1, action: dropequal}",
+                want: None },
+            Case { action: DropEqual, source: RT,
+                input: &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
+                rules: "- {source_labels: [__tmp_port], target_label: __port2, action: dropequal}",
+                want: Some(&[("__port1", "1234"), ("__port2", "5678"), ("__tmp_port", "1234")]) },
+            // hashmod
+            Case { action: HashMod, source: RT,
+                input: &[("a", "foo"), ("b", "bar"), ("c", "baz")],
+                rules: "- {source_labels: [c], target_label: d, modulus: 1000, action: hashmod}",
+                want: Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]) },
+            Case { action: HashMod, source: RT,
+                input: &[("a", "foo\nbar")],
+                rules: "- {source_labels: [a], target_label: b, modulus: 1000, action: hashmod}",
+                want: Some(&[("a", "foo\nbar"), ("b", "734")]) },
+            Case { action: HashMod, source: MD5, // sharding: hashmod + keep
+                input: &[("__address__", "10.0.0.1:9100")],
+                rules: "- {source_labels: [__address__], target_label: __tmp_hash, modulus: 3, action: hashmod}\n- {source_labels: [__tmp_hash], regex: '2', action: keep}",
+                want: Some(&[("__address__", "10.0.0.1:9100"), ("__tmp_hash", "2")]) },
+            Case { action: HashMod, source: MD5, // sources joined by the separator
+                input: &[("x", "a"), ("y", "b")],
+                rules: "- {source_labels: [x, y], target_label: h, modulus: 16, action: hashmod}",
+                want: Some(&[("h", "10"), ("x", "a"), ("y", "b")]) },
+            Case { action: HashMod, source: MD5, // a missing source hashes ""
+                input: &[("x", "a")],
+                rules: "- {source_labels: [nope], target_label: h, modulus: 1000, action: hashmod}",
+                want: Some(&[("h", "958"), ("x", "a")]) },
+            Case { action: HashMod, source: MD5,
+                input: &[("i", "node-1.example:9100")],
+                rules: "- {source_labels: [i], target_label: h, modulus: 4294967296, action: hashmod}",
+                want: Some(&[("h", "1545636160"), ("i", "node-1.example:9100")]) },
+            // labelmap
+            Case { action: LabelMap, source: RT,
+                input: &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
+                rules: "- {regex: '(b.*)', replacement: 'bar_${1}', action: labelmap}",
+                want: Some(&[("a", "foo"), ("b1", "bar"), ("b2", "baz"), ("bar_b1", "bar"), ("bar_b2", "baz")]) },
+            Case { action: LabelMap, source: RT,
+                input: &[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")],
+                rules: "- {regex: '__meta_(my.*)', replacement: '${1}', action: labelmap}",
+                want: Some(&[("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc"), ("a", "foo"), ("my_bar", "aaa"), ("my_baz", "bbb")]) },
+            // labeldrop / labelkeep
+            Case { action: LabelDrop, source: RT,
+                input: &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
+                rules: "- {regex: '(b.*)', action: labeldrop}",
+                want: Some(&[("a", "foo")]) },
+            Case { action: LabelDrop, source: DOC, // matched against names, anchored
+                input: &[("ab", "1"), ("b", "2")],
+                rules: "- {regex: b, action: labeldrop}",
+                want: Some(&[("ab", "1")]) },
+            Case { action: LabelKeep, source: RT,
+                input: &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
+                rules: "- {regex: '(b.*)', action: labelkeep}",
+                want: Some(&[("b1", "bar"), ("b2", "baz")]) },
+            Case { action: LabelKeep, source: DOC,
+                input: &[("__name__", "up"), ("job", "x"), ("instance", "y")],
+                rules: "- {regex: '__name__|job', action: labelkeep}",
+                want: Some(&[("__name__", "up"), ("job", "x")]) },
+            // lowercase / uppercase
+            Case { action: Uppercase, source: RT,
+                input: &[("foo", "bAr123Foo")],
+                rules: "- {source_labels: [foo], target_label: foo_uppercase, action: uppercase}\n- {source_labels: [foo], target_label: foo_lowercase, action: lowercase}",
+                want: Some(&[("foo", "bAr123Foo"), ("foo_lowercase", "bar123foo"), ("foo_uppercase", "BAR123FOO")]) },
+            Case { action: Lowercase, source: DOC, // the concatenated sources
+                input: &[("a", "Foo"), ("b", "BAR")],
+                rules: "- {source_labels: [a, b], target_label: l, action: lowercase}",
+                want: Some(&[("a", "Foo"), ("b", "BAR"), ("l", "foo;bar")]) },
+            Case { action: Uppercase, source: DOC,
+                input: &[("a", "Foo"), ("b", "BAR")],
+                rules: "- {source_labels: [a, b], separator: '', target_label: a, action: uppercase}",
+                want: Some(&[("a", "FOOBAR"), ("b", "BAR")]) },
+        ]
+    }
+
+    #[test]
+    fn every_action_against_prometheus_expectations() {
+        use std::collections::HashMap;
+        let mut per_action: HashMap<Action, usize> = HashMap::new();
+        for (i, c) in cases().iter().enumerate() {
+            *per_action.entry(c.action).or_default() += 1;
+            let input = Labels::from_pairs(c.input.iter().copied());
+            let got = run(input, c.rules);
+            let want = c.want.map(|w| Labels::from_pairs(w.iter().copied()));
+            assert_eq!(
+                got, want,
+                "case {i} ({:?}, from {}): {}",
+                c.action, c.source, c.rules
+            );
+        }
+        for a in [
+            Action::Replace,
+            Action::Keep,
+            Action::Drop,
+            Action::KeepEqual,
+            Action::DropEqual,
+            Action::HashMod,
+            Action::LabelMap,
+            Action::LabelDrop,
+            Action::LabelKeep,
+            Action::Lowercase,
+            Action::Uppercase,
+        ] {
+            assert!(
+                per_action.get(&a).copied().unwrap_or(0) >= 1,
+                "no case for {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn target_label_templates_as_prometheus() {
+        // model/relabel/relabel_test.go TestTargetLabelValidity (the cases
+        // with `$`: without one, any non-empty name is valid under UTF-8
+        // validation).
+        for (s, valid) in [
+            ("label${1}", true),
+            ("${1}label", true),
+            ("${1}", true),
+            ("${", false),
+            ("$", false),
+            ("${}", false),
+            ("foo${", false),
+            ("$1", true),
+            ("asd$2asd", true),
+            ("-foo${1}bar-", false),
+            ("_${1}_", true),
+            ("foo${bar}foo", true),
+        ] {
+            assert_eq!(is_valid_template(s), valid, "{s}");
+            let yaml = format!("- {{target_label: '{s}'}}");
+            assert_eq!(
+                serde_yaml_ng::from_str::<Vec<RelabelConfig>>(&yaml).is_ok(),
+                valid,
+                "{s}"
+            );
+        }
+    }
+
     #[test]
     fn validation_as_prometheus() {
         for bad in [
