@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Runs the same PromQL queries against Prometheus and vigil and checks that
-they return the same series with the same values (relative 1e-9).
+they return the same series with the same values (relative 1e-9), and that
+the series vigil scraped from node_exporter itself (job vigil-node) are the
+ones Prometheus scraped from it (job node), with the same labels.
 
 usage: compare.py PROM_URL VIGIL_URL
 
@@ -39,12 +41,12 @@ QUERIES = [
     'node_memory_MemTotal_bytes{job="node"}',
     'count(node_network_receive_bytes_total{job="node"})',
     'rate(node_network_receive_bytes_total{job="node"}[1m])',
-    "scrape_samples_scraped",
+    'scrape_samples_scraped{job=~"e2e|node"}',
     'changes(e2e_temperature_celsius[2m])',
     'e2e_requests_total{code="500"} / ignoring(code) e2e_requests_total{code="200"}',
     "quantile_over_time(0.5, e2e_temperature_celsius[1m])",
     "absent(nonexistent_metric)",
-    "vector(1) + on() group_left() count(up)",
+    'vector(1) + on() group_left() count(up{job=~"e2e|node"})',
 ]
 
 
@@ -124,7 +126,7 @@ def wait_in_sync(prom, vigil, t):
     holds up to t."""
     names = ["up", "scrape_samples_scraped", "e2e_requests_total", "e2e_temperature_celsius",
              "node_cpu_seconds_total", "node_network_receive_bytes_total"]
-    q = " + ".join(f"sum(count_over_time({n}[10m]))" for n in names)
+    q = " + ".join(f'sum(count_over_time({n}{{job=~"e2e|node"}}[10m]))' for n in names)
     deadline = time.time() + 60
     while True:
         p = get(prom, "/api/v1/query", {"query": q, "time": t})
@@ -136,6 +138,41 @@ def wait_in_sync(prom, vigil, t):
         if time.time() > deadline:
             raise RuntimeError(f"vigil never caught up: Prometheus has {pn} samples, vigil {vn}")
         time.sleep(1)
+
+
+def series_set(base, job, start, end):
+    """The series of a job in [start, end], as (name, labels without job)."""
+    data = get(base, "/api/v1/series", {"match[]": f'{{job="{job}"}}', "start": start, "end": end})
+    out = set()
+    for s in data:
+        s = dict(s)
+        if s.pop("job", None) != job:
+            raise RuntimeError(f"{base}: series without job {job}: {s}")
+        out.add(tuple(sorted(s.items())))
+    return out
+
+
+def compare_node_series(prom, vigil, t):
+    """vigil's own scrape of node_exporter must store the series Prometheus
+    stores from it. Both scrape it every second, so over the last 20 s both
+    hold every series node_exporter exposed then; node_exporter's series set
+    does not change between scrapes on an idle machine, so no difference is
+    tolerated."""
+    start, end = t - 20, t
+    p = series_set(prom, "node", start, end)
+    v = series_set(vigil, "vigil-node", start, end)
+    errors = []
+    if not p:
+        errors.append("Prometheus stored no series of job node")
+    if p != v:
+        only_p = sorted(p - v)[:5]
+        only_v = sorted(v - p)[:5]
+        errors.append(f"node_exporter series differ ({len(p)} in Prometheus, {len(v)} in vigil); "
+                      f"only Prometheus: {only_p}; only vigil: {only_v}")
+    names = {dict(s)["__name__"] for s in p}
+    print(f"node_exporter: {len(p)} series of {len(names)} metrics in Prometheus (job node), "
+          f"{len(v)} in vigil (job vigil-node)")
+    return errors
 
 
 def main():
@@ -162,6 +199,7 @@ def main():
         p, v = get(prom, path, params), get(vigil, path, params)
         if sorted(p) != sorted(v):
             errors.append(f"{path}: {sorted(p)} vs {sorted(v)}")
+    errors += compare_node_series(prom, vigil, t)
     for e in errors:
         print("MISMATCH", e)
     print(f"compared {len(QUERIES)} queries (instant and range, {series} instant series): {len(errors)} mismatches")

@@ -2,7 +2,9 @@
 # End-to-end test with a real Prometheus 2.42 (Debian package `prometheus`):
 # Prometheus scrapes a small exporter and node_exporter and remote-writes
 # everything to vigil; the same queries against both must return the same
-# series and values (relative 1e-9). Needs prometheus, prometheus-node-exporter
+# series and values (relative 1e-9). vigil also scrapes the same
+# node_exporter itself (job `vigil-node`), and the series it stores from it
+# must be the ones Prometheus stores (job `node`), label for label. Needs prometheus, prometheus-node-exporter
 # and python3 (.ci/run installs them). Everything started is stopped by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,9 +42,17 @@ PIDS+=($!)
 prometheus-node-exporter --web.listen-address="127.0.0.1:$NODE" > "$WORK/node_exporter.log" 2>&1 &
 PIDS+=($!)
 
-# vigil with an empty configuration: it scrapes nothing itself and stores
-# what Prometheus sends.
-: > "$WORK/vigil.yml"
+# vigil stores what Prometheus sends and scrapes node_exporter itself under
+# another job name, at Prometheus's interval.
+cat > "$WORK/vigil.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+scrape_configs:
+  - job_name: vigil-node
+    static_configs:
+      - targets: ['127.0.0.1:$NODE']
+YAML
 "$VIGIL" --config.file="$WORK/vigil.yml" --storage.tsdb.path="$WORK/vigil-data" \
     --web.listen-address="127.0.0.1:$VPORT" > "$WORK/vigil.log" 2>&1 &
 PIDS+=($!)

@@ -38,6 +38,9 @@ pub enum ScrapeError {
     /// `apply` was called outside a tokio runtime.
     #[error("the scrape manager needs a tokio runtime")]
     NoRuntime,
+    /// The probes could not be started.
+    #[error("probes: {0}")]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// The metric metadata of one target.

@@ -186,6 +186,16 @@ impl ProbeConfig {
         }
     }
 
+    /// Makes a relative `tls_config.ca_file` relative to `dir` (the
+    /// configuration file's directory).
+    pub fn resolve_paths(&mut self, dir: &std::path::Path) {
+        if let Some(f) = self.tls_config.as_mut().and_then(|t| t.ca_file.as_mut()) {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+    }
+
     /// The labels of the series `name` of this probe.
     pub fn series_labels(&self, name: &str) -> Labels {
         let mut lb = LabelsBuilder::new();
@@ -388,6 +398,14 @@ pub enum ProbeError {
     /// `apply` was called outside a tokio runtime.
     #[error("the probe manager needs a tokio runtime")]
     NoRuntime,
+}
+
+impl From<ProbeError> for String {
+    /// The error as a message prefixed with `probes: `, for callers that
+    /// report start-up errors as text.
+    fn from(e: ProbeError) -> String {
+        format!("probes: {e}")
+    }
 }
 
 /// What a probe's last run found, for status pages and logs.

@@ -17,6 +17,7 @@ pub mod remote_read;
 pub mod remote_write;
 mod selfmetrics;
 mod status;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -150,7 +151,10 @@ pub(crate) fn router(state: AppState) -> Router {
             get(api::label_values).post(api::label_values),
         )
         .route("/api/v1/series", get(api::series).post(api::series))
-        .route("/api/v1/metadata", get(meta::metadata))
+        .route("/api/v1/metadata", get(targets::metadata))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::target_metadata))
+        .route("/api/v1/scrape_pools", get(targets::scrape_pools))
         .route(
             "/api/v1/format_query",
             get(meta::format_query).post(meta::format_query),
@@ -337,6 +341,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
     };
     let app = router(state);
     let scrape = lifecycle.scrape.clone();
+    let probes = lifecycle.probes.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -346,6 +351,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
             .await
             .map_err(|source| ServerError::Listen { addr, source });
         scrape.stop().await;
+        probes.stop().await;
         drop(maintenance);
         let db2 = db.clone();
         let synced = tokio::task::spawn_blocking(move || db2.sync()).await;

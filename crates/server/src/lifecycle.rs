@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use vigil_tsdb::Db;
 
+use vigil_scrape::probe::ProbeManager;
 use vigil_scrape::{ScrapeManager, ScrapeOptions};
 
 use crate::config::{Config, ConfigError};
@@ -39,6 +40,8 @@ pub(crate) struct Lifecycle {
     quit: tokio::sync::watch::Sender<bool>,
     /// The scrape loops of `scrape_configs`.
     pub(crate) scrape: Arc<ScrapeManager<Db>>,
+    /// The HTTP probes of the `probes` section.
+    pub(crate) probes: Arc<ProbeManager<Db>>,
     /// `global.external_labels` in force, for federation.
     external_labels: RwLock<vigil_model::Labels>,
 }
@@ -59,6 +62,8 @@ impl Lifecycle {
         let flag_ooo_window = db.head().out_of_order_window();
         let (quit, _) = tokio::sync::watch::channel(false);
         let scrape = Arc::new(ScrapeManager::new(db.clone(), ScrapeOptions::default()));
+        let probes = Arc::new(ProbeManager::new(db.clone()));
+        probes.apply(&config.probes).await?;
         scrape
             .apply(&config.scrape_configs, &config.global.scrape_defaults())
             .await?;
@@ -73,6 +78,7 @@ impl Lifecycle {
             config_reload,
             quit,
             scrape,
+            probes,
             external_labels: RwLock::new(config.global.external_labels.clone()),
         };
         lc.apply_storage(&config);
@@ -124,6 +130,18 @@ impl Lifecycle {
                     column: None,
                     reason: format!("scrape_configs: {e}"),
                 }),
+            Err(e) => Err(e),
+        };
+        let loaded = match loaded {
+            Ok(c) => match self.probes.apply(&c.probes).await {
+                Ok(()) => Ok(c),
+                Err(e) => Err(ConfigError::Invalid {
+                    path: self.file.clone().unwrap_or_default(),
+                    line: None,
+                    column: None,
+                    reason: format!("probes: {e}"),
+                }),
+            },
             Err(e) => Err(e),
         };
         match loaded {

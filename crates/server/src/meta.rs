@@ -1,27 +1,14 @@
-//! `/api/v1/metadata`, `/api/v1/format_query` and `/api/v1/parse_query`.
+//! `/api/v1/format_query` and `/api/v1/parse_query` (`/api/v1/metadata` is
+//! served from the scrape manager's metadata in `targets.rs`).
 
 use axum::response::Response;
 use promql_parser::label::{MatchOp, Matcher as PMatcher};
 use promql_parser::parser::{
     AtModifier, Expr, LabelModifier, Offset, VectorMatchCardinality, VectorSelector,
 };
-use serde_json::{json, Map, Value as Json};
+use serde_json::{json, Value as Json};
 
-use crate::api::{format_value, parse_go_int, success, ApiError, Params};
-
-/// `/api/v1/metadata`. vigil keeps no metric metadata yet (scraping and
-/// remote write do not record `# HELP`/`# TYPE`), so the answer is the
-/// empty object Prometheus gives when it knows no metadata. The
-/// parameters are still checked as Prometheus checks them.
-pub(crate) async fn metadata(p: Params) -> Result<Response, ApiError> {
-    for name in ["limit", "limit_per_metric"] {
-        let v = p.value(name);
-        if !v.is_empty() && parse_go_int(v).is_err() {
-            return Err(ApiError::bad_data(format!("{name} must be a number")));
-        }
-    }
-    Ok(success(Json::Object(Map::new()), Vec::new(), Vec::new()))
-}
+use crate::api::{format_value, success, ApiError, Params};
 
 fn parsed(p: &Params) -> Result<Expr, ApiError> {
     vigil_promql::parse(p.value("query")).map_err(|e| ApiError::invalid_param("query", e))

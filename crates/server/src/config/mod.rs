@@ -63,6 +63,8 @@ pub struct Config {
     pub global: GlobalConfig,
     /// The `scrape_configs` section, validated.
     pub scrape_configs: Vec<vigil_scrape::ScrapeConfig>,
+    /// The `probes` section (vigil's own HTTP health probes), validated.
+    pub probes: Vec<vigil_scrape::probe::ProbeConfig>,
     /// The `storage` section.
     pub storage: StorageConfig,
     /// The text the configuration was read from (served by
@@ -112,6 +114,7 @@ impl Default for Config {
         Config {
             global: GlobalConfig::default(),
             scrape_configs: Vec::new(),
+            probes: Vec::new(),
             storage: StorageConfig::default(),
             source: String::new(),
         }
@@ -224,7 +227,14 @@ impl Config {
             global.external_labels = b.build();
         }
 
-        let scrape_configs = raw.scrape_configs.unwrap_or_default();
+        let mut scrape_configs = raw.scrape_configs.unwrap_or_default();
+        // Relative paths (file_sd files, CA and secret files) are relative to
+        // the configuration file's directory, as in Prometheus.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for c in &mut scrape_configs {
+                c.resolve_paths(dir);
+            }
+        }
         if let Err(e) = vigil_scrape::config::validate_scrape_configs(
             &scrape_configs,
             &global.scrape_defaults(),
@@ -240,6 +250,25 @@ impl Config {
             });
         }
 
+        let mut probes = raw.probes.unwrap_or_default();
+        if let Err(e) = vigil_scrape::probe::validate_probes(&probes) {
+            let line = e
+                .probe()
+                .and_then(|p| find_name_line(text, p))
+                .or_else(|| find_key_line(text, "probes"));
+            return Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                column: None,
+                reason: format!("probes: {e}"),
+            });
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for p in &mut probes {
+                p.resolve_paths(dir);
+            }
+        }
+
         let mut storage = StorageConfig::default();
         if let Some(s) = raw.storage.and_then(|s| s.tsdb) {
             storage.out_of_order_time_window = s.out_of_order_time_window.map(|d| d.0);
@@ -252,6 +281,7 @@ impl Config {
         Ok(Config {
             global,
             scrape_configs,
+            probes,
             storage,
             source: text.to_string(),
         })
@@ -269,6 +299,7 @@ impl Config {
             Config {
                 global: GlobalConfig::default(),
                 scrape_configs: Vec::new(),
+                probes: Vec::new(),
                 storage: StorageConfig::default(),
                 source: text,
             }
@@ -325,6 +356,19 @@ fn find_job_line(text: &str, job: &str) -> Option<usize> {
         .last()
 }
 
+/// The 1-based line of the last `name: <name>` (a probe's entry).
+fn find_name_line(text: &str, name: &str) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start().trim_start_matches("- ").trim_start();
+            t.strip_prefix("name:")
+                .is_some_and(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == name)
+        })
+        .map(|(i, _)| i + 1)
+        .last()
+}
+
 /// serde_yaml_ng appends " at line L column C" to its messages; the error
 /// carries the position separately, so the message is kept without it.
 fn strip_location(msg: &str) -> String {
@@ -362,6 +406,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
 struct RawConfig {
     global: Option<RawGlobal>,
     scrape_configs: Option<Vec<vigil_scrape::ScrapeConfig>>,
+    probes: Option<Vec<vigil_scrape::probe::ProbeConfig>>,
     storage: Option<RawStorage>,
     #[serde(default)]
     rule_files: NotYet<RuleFiles>,
