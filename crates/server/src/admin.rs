@@ -1,7 +1,7 @@
-//! `/api/v1/admin/tsdb/*`: series deletion, tombstone cleaning and
-//! snapshots, served only with `--web.enable-admin-api`. Otherwise each
-//! answers as Prometheus does: `errorType` `unavailable`, "admin APIs
-//! disabled", status 500.
+//! `/api/v1/admin/tsdb/*`: series deletion, tombstone cleaning, snapshots
+//! and (vigil's own) flushing the head into a block, served only with
+//! `--web.enable-admin-api`. Otherwise each answers as Prometheus does:
+//! `errorType` `unavailable`, "admin APIs disabled", status 500.
 
 use std::hash::{BuildHasher, Hasher};
 
@@ -62,6 +62,30 @@ pub(crate) async fn clean_tombstones(State(st): State<AppState>) -> Result<Respo
     })
     .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST|PUT /api/v1/admin/tsdb/flush` (vigil's own): writes the whole head
+/// into one block and truncates the WAL and the head chunk files, as
+/// Prometheus's compaction of the head would. Answers the block written,
+/// `{"block": null}` when the head was empty.
+pub(crate) async fn flush(State(st): State<AppState>) -> Result<Response, ApiError> {
+    check_enabled(&st)?;
+    let meta = blocking(move || {
+        st.db
+            .flush()
+            .map_err(|e| ApiError::internal(format!("flush head: {e}")))
+    })
+    .await?;
+    let block = meta.map(|m| {
+        json!({
+            "ulid": m.ulid.to_string(),
+            "minTime": m.min_time,
+            "maxTime": m.max_time,
+            "numSeries": m.stats.num_series,
+            "numSamples": m.stats.num_samples,
+        })
+    });
+    Ok(success(json!({ "block": block }), Vec::new(), Vec::new()))
 }
 
 /// Go's `strconv.ParseBool`.

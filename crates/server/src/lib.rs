@@ -180,6 +180,10 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/admin/tsdb/snapshot",
             post(admin::snapshot).put(admin::snapshot),
         )
+        .route(
+            "/api/v1/admin/tsdb/flush",
+            post(admin::flush).put(admin::flush),
+        )
         // Bodies up to the configured limit reach the handlers, which
         // answer larger ones themselves (axum's default cap is 2 MiB).
         .route(

@@ -773,6 +773,78 @@ fn admin_api_only_when_enabled() {
     );
 }
 
+/// `POST /api/v1/admin/tsdb/flush` writes the head into a block and empties
+/// the WAL and head chunk files; the data stays queryable and survives a
+/// restart. Only with the admin API enabled.
+#[test]
+fn admin_flush_writes_the_head_into_a_block() {
+    let s = TestServer::start(ServerOptions::default());
+    let r = request(s.addr(), "POST", "/api/v1/admin/tsdb/flush", &[], b"");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json()["error"], "admin APIs disabled");
+    drop(s);
+
+    let opts = || ServerOptions {
+        enable_admin_api: true,
+        ..ServerOptions::default()
+    };
+    let mut s = TestServer::start(opts());
+    let a = s.addr();
+    let r = request(a, "POST", "/api/v1/admin/tsdb/flush", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["data"], serde_json::json!({ "block": null }));
+
+    let t0 = now_ms() - 600_000;
+    let samples: Vec<(i64, f64)> = (0..40).map(|i| (t0 + i * 15_000, i as f64)).collect();
+    s.write(&[
+        (&[("__name__", "up"), ("job", "a")], &samples),
+        (&[("__name__", "up"), ("job", "b")], &samples[..20]),
+    ]);
+    let query = format!(
+        "/api/v1/query?query={}&time={}",
+        enc("sum(count_over_time(up[1h]))"),
+        (t0 + 600_000) / 1000
+    );
+    let before = get(a, &query).json();
+    assert_eq!(before["data"]["result"][0]["value"][1], "60");
+
+    let r = request(a, "PUT", "/api/v1/admin/tsdb/flush", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let block = &r.json()["data"]["block"];
+    assert_eq!(block["numSeries"], 2);
+    assert_eq!(block["numSamples"], 60);
+    assert_eq!(block["minTime"], t0);
+    assert_eq!(block["maxTime"], t0 + 39 * 15_000 + 1);
+    let ulid = block["ulid"].as_str().unwrap().to_string();
+    let data = s.dir.path().to_path_buf();
+    assert!(data.join(&ulid).join("meta.json").is_file());
+    let chunk_files: Vec<String> = std::fs::read_dir(data.join("chunks_head"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LOCK")
+        .collect();
+    assert!(
+        chunk_files.is_empty(),
+        "head chunk files left: {chunk_files:?}"
+    );
+    assert_eq!(get(a, &query).json(), before);
+
+    // Restart on the same directory: the block is there, the head is not
+    // needed.
+    let server = s.server.take().unwrap();
+    s.rt.block_on(server.shutdown()).unwrap();
+    let server =
+        s.rt.block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.clone(),
+            ..opts()
+        }))
+        .unwrap();
+    let a = server.addr();
+    s.server = Some(server);
+    assert_eq!(get(a, &query).json(), before);
+}
+
 /// A 2.0 series for a test request: label references, (timestamp, value)
 /// samples and native histogram timestamps.
 type V2Series<'a> = (&'a [u32], &'a [(i64, f64)], &'a [i64]);

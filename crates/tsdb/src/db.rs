@@ -251,10 +251,32 @@ impl Db {
         Ok(())
     }
 
+    /// Writes the whole head into one block, publishes it, and truncates
+    /// the head: its series, the WAL (checkpointed down to what is newer
+    /// than the block) and the head chunk files go, as after Prometheus's
+    /// compaction of the head. Returns the block written, `None` when the
+    /// head was empty. From then on the head accepts in-order samples only
+    /// after the block's end, as after any persistence of the head.
+    pub fn flush(&self) -> Result<Option<BlockMeta>, TsdbError> {
+        let _guard = self.maintenance.lock();
+        let Some(persisted) = self.head.persist_all(&self.dir)? else {
+            return Ok(None);
+        };
+        let meta = persisted.blocks.first().cloned();
+        self.publish_and_truncate(&persisted)?;
+        Ok(meta)
+    }
+
     /// Persists everything in the head before `cut`, publishes the blocks,
     /// then truncates the head.
     fn persist_head(&self, cut: i64) -> Result<(), TsdbError> {
         let persisted = self.head.persist_before(&self.dir, cut)?;
+        self.publish_and_truncate(&persisted)
+    }
+
+    /// Opens and publishes the blocks `persisted` names, then drops their
+    /// data from the head.
+    fn publish_and_truncate(&self, persisted: &crate::head::Persisted) -> Result<(), TsdbError> {
         let mut opened = Vec::with_capacity(persisted.blocks.len());
         for meta in &persisted.blocks {
             opened.push(Arc::new(Block::open(
@@ -270,7 +292,7 @@ impl Db {
             blocks.extend(opened);
             blocks.sort_by_key(|b| b.meta().min_time);
         }
-        self.head.truncate(&persisted)?;
+        self.head.truncate(persisted)?;
         self.stats.head_truncations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -156,6 +156,16 @@ impl<'h> HeadAppender<'h> {
             let sref = p.series.sref;
             let mut s = p.series.state.lock();
             s.pending_t = i64::MIN;
+            if !p.ooo && p.t < head.min_valid_time() {
+                // The head was persisted up to past this sample after it
+                // was admitted (a flush): a block holds that range now, and
+                // the head would drop the sample with it. Checked under
+                // the series lock, which persistence takes to snapshot it.
+                head.stats
+                    .out_of_bounds_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if p.ooo {
                 s.insert_ooo(p.t, p.v);
                 ooo_appended += 1;

@@ -128,6 +128,53 @@ impl Head {
         Ok(Some(w.finish()?))
     }
 
+    /// Writes every sample the head holds into one block, as Prometheus's
+    /// compaction of the whole head would, and raises the head's lower bound
+    /// past its newest sample. Returns `None` when the head has nothing to
+    /// persist. Call [`Head::truncate`] once the block is published.
+    ///
+    /// Appends may run meanwhile: in-order samples older than the new bound
+    /// are refused from the moment it is raised (including those of batches
+    /// admitted before and committed after), newer ones stay in the head,
+    /// and so do out-of-order samples that arrive after their series was
+    /// snapshotted.
+    pub fn persist_all(&self, parent: &Path) -> Result<Option<Persisted>, TsdbError> {
+        let Some((_, hmax)) = self.time_range() else {
+            return Ok(None);
+        };
+        let cut = hmax.saturating_add(1);
+        self.min_valid_time.fetch_max(cut, Ordering::AcqRel);
+        let series = self.sorted_series();
+        // The block starts at the oldest sample before the cut. After the
+        // bound was raised no in-order sample before the cut can join a
+        // series, so this covers every in-order chunk taken below;
+        // out-of-order samples that arrive later and are older stay in the
+        // head.
+        let mint = series
+            .iter()
+            .filter_map(|e| e.state.lock().first_time())
+            .filter(|&t| t < cut)
+            .min();
+        let Some(mint) = mint else {
+            return Ok(None);
+        };
+        let r = self.opts.chunk_range.max(1);
+        let mut w = BlockWriter::new(parent, mint, cut)?;
+        let mut ooo_taken = HashMap::new();
+        for entry in &series {
+            let by_range = self.snapshot_range(entry, mint, cut, r, &mut ooo_taken)?;
+            let chunks: Vec<ChunkMeta> = by_range.into_values().flatten().collect();
+            if !chunks.is_empty() {
+                w.add_series(&entry.labels, &chunks)?;
+            }
+        }
+        Ok(Some(Persisted {
+            blocks: vec![w.finish()?],
+            cut,
+            ooo_taken,
+        }))
+    }
+
     /// Every series of the head, in label order (as blocks need them).
     fn sorted_series(&self) -> Vec<SeriesHandle> {
         let mut series: Vec<SeriesHandle> = self
@@ -148,35 +195,66 @@ impl Head {
         r: i64,
         ooo_taken: &mut HashMap<u64, Vec<i64>>,
     ) -> Result<BTreeMap<i64, Vec<ChunkMeta>>, TsdbError> {
+        self.snapshot_range(entry, i64::MIN, cut, r, ooo_taken)
+    }
+
+    /// The chunks of one series before `cut`, grouped by block range, and
+    /// its out-of-order samples in `[ooo_min, cut)`. A chunk that straddles
+    /// the cut (possible only when the cut is not a range boundary, as for
+    /// [`Head::persist_all`]) gives its samples before the cut; the head
+    /// keeps the whole chunk.
+    fn snapshot_range(
+        &self,
+        entry: &SeriesHandle,
+        ooo_min: i64,
+        cut: i64,
+        r: i64,
+        ooo_taken: &mut HashMap<u64, Vec<i64>>,
+    ) -> Result<BTreeMap<i64, Vec<ChunkMeta>>, TsdbError> {
         let s = entry.state.lock();
         let mut by_range: BTreeMap<i64, Vec<ChunkMeta>> = BTreeMap::new();
-        for c in s.mmapped.iter().filter(|c| c.maxt < cut) {
+        for c in s.mmapped.iter().filter(|c| c.mint < cut) {
             let bytes = self.chunks.chunk(c.disk_ref)?;
-            by_range
-                .entry(c.mint.div_euclid(r))
-                .or_default()
-                .push(ChunkMeta {
+            let chunks = if c.maxt < cut {
+                vec![ChunkMeta {
                     mint: c.mint,
                     maxt: c.maxt,
                     data: bytes.data().to_vec(),
-                });
+                }]
+            } else {
+                self.chunk_before(bytes.data(), cut)
+            };
+            by_range
+                .entry(c.mint.div_euclid(r))
+                .or_default()
+                .extend(chunks);
         }
         if let Some(open) = &s.open {
-            if s.max_t < cut && open.enc.num_samples() > 0 {
-                by_range
-                    .entry(open.mint.div_euclid(r))
-                    .or_default()
-                    .push(ChunkMeta {
+            if open.mint < cut && open.enc.num_samples() > 0 {
+                let chunks = if s.max_t < cut {
+                    vec![ChunkMeta {
                         mint: open.mint,
                         maxt: s.max_t,
                         data: open.enc.bytes().to_vec(),
-                    });
+                    }]
+                } else {
+                    self.chunk_before(open.enc.bytes(), cut)
+                };
+                by_range
+                    .entry(open.mint.div_euclid(r))
+                    .or_default()
+                    .extend(chunks);
             }
         }
         let ooo: Vec<(i64, f64)> = s
             .ooo
             .as_ref()
-            .map(|o| o.iter().filter(|x| x.0 < cut).copied().collect())
+            .map(|o| {
+                o.iter()
+                    .filter(|x| x.0 >= ooo_min && x.0 < cut)
+                    .copied()
+                    .collect()
+            })
             .unwrap_or_default();
         let deleted: Vec<(i64, i64)> = s.deleted.as_ref().map(|d| d.to_vec()).unwrap_or_default();
         drop(s);
@@ -247,6 +325,20 @@ impl Head {
             }
         }
         Ok(by_range)
+    }
+
+    /// The samples of chunk `data` before `cut`, re-encoded.
+    fn chunk_before(&self, data: &[u8], cut: i64) -> Vec<ChunkMeta> {
+        let mut samples = BTreeMap::new();
+        let mut it = ChunkIter::new(data);
+        while it.next() {
+            let (t, v) = it.at();
+            if t >= cut {
+                break;
+            }
+            samples.insert(t, v);
+        }
+        self.encode_chunks(samples)
     }
 
     fn encode_chunks(&self, samples: BTreeMap<i64, f64>) -> Vec<ChunkMeta> {
@@ -324,11 +416,14 @@ impl Head {
                 if empty {
                     gone.push((h.sref, h.labels.clone()));
                 } else {
+                    // A kept chunk that straddles the cut holds samples
+                    // the blocks have too: the head starts at the cut.
                     let first = s
                         .mmapped
                         .first()
                         .map(|c| c.mint)
-                        .or(s.open.as_ref().map(|o| o.mint));
+                        .or(s.open.as_ref().map(|o| o.mint))
+                        .map(|t| t.max(cut));
                     let first_ooo = s.ooo.as_ref().and_then(|o| o.first().map(|x| x.0));
                     for t in [first, first_ooo].into_iter().flatten() {
                         new_min = new_min.min(t);

@@ -293,7 +293,9 @@ fn attach_mmapped(head: &Head, handle: &SeriesHandle, chunks: Vec<MmappedChunk>)
         s.max_t = c.maxt;
     }
     if let (Some(first), Some(lastc)) = (chunks.first(), chunks.last()) {
-        head.update_time_range(first.mint, lastc.maxt);
+        // A chunk straddling the lower bound (left by a flush) holds
+        // samples a block has too: the head starts at the bound.
+        head.update_time_range(first.mint.max(head.min_valid_time()), lastc.maxt);
     }
     s.mmapped = chunks.into_boxed_slice();
 }

@@ -97,6 +97,20 @@ impl MemSeries {
         }
     }
 
+    /// The oldest sample time the series holds, in order or out of order.
+    pub(crate) fn first_time(&self) -> Option<i64> {
+        let in_order = self
+            .mmapped
+            .first()
+            .map(|c| c.mint)
+            .or(self.open.as_ref().map(|o| o.mint));
+        let ooo = self.ooo.as_ref().and_then(|o| o.first().map(|x| x.0));
+        match (in_order, ooo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Adds a deleted interval, merging overlapping ones.
     pub(crate) fn add_deleted(&mut self, mint: i64, maxt: i64) {
         let d = self.deleted.get_or_insert_with(Default::default);
