@@ -10,7 +10,7 @@ import time
 
 START = time.time()
 LOCK = threading.Lock()
-STATE = {"scrapes": 0}
+STATE = {"scrapes": 0, "flag": 0.0}
 
 
 def body():
@@ -47,13 +47,27 @@ def body():
         "e2e_big_value 1.0e+300",
         "e2e_tiny_value 5e-310",
         "e2e_negative_zero -0.0",
+        "# HELP e2e_flag A gauge the test sets through /set?flag=V.",
+        "# TYPE e2e_flag gauge",
+        "e2e_flag %g" % STATE["flag"],
     ]
     return ("\n".join(lines) + "\n").encode()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path.split("?")[0] != "/metrics":
+        path, _, query = self.path.partition("?")
+        if path == "/set":
+            for kv in query.split("&"):
+                k, _, v = kv.partition("=")
+                if k == "flag":
+                    with LOCK:
+                        STATE["flag"] = float(v)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if path != "/metrics":
             self.send_error(404)
             return
         b = body()

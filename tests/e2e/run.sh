@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/vigil-target}"
 
-for tool in prometheus prometheus-node-exporter python3 curl; do
+for tool in prometheus prometheus-node-exporter prometheus-alertmanager promtool python3 curl; do
     command -v "$tool" >/dev/null || { echo "e2e: $tool is not installed" >&2; exit 1; }
 done
 
@@ -88,4 +88,71 @@ echo "e2e: collecting for ${SECS}s (Prometheus :$PPORT -> vigil :$VPORT)"
 sleep "$SECS"
 
 python3 "$ROOT/tests/e2e/compare.py" "http://127.0.0.1:$PPORT" "http://127.0.0.1:$VPORT"
+
+# ---------------------------------------------------------------- alerts
+# Every rule file shipped under examples/ passes promtool, and the rule unit
+# tests pass under both promtool and vigil.
+find "$ROOT/examples" -name '*.yml' -path '*rules*' ! -name '*_test.yml' -print0 | xargs -0 -r promtool check rules
+find "$ROOT/examples" -name '*_test.yml' -path '*rules*' -print0 | xargs -0 -r promtool test rules
+find "$ROOT/examples" -name '*_test.yml' -path '*rules*' -print0 | xargs -0 -r "$VIGIL" test rules
+
+# A real Alertmanager 0.25 with a webhook receiver; a second vigil that
+# scrapes the exporter, evaluates a rule every second and sends to it.
+AMPORT=$(free_port); HOOK=$(free_port); V2PORT=$(free_port)
+python3 "$ROOT/tests/e2e/webhook.py" "$HOOK" "$WORK/notifications.jsonl" > "$WORK/webhook.log" 2>&1 &
+PIDS+=($!)
+cat > "$WORK/alertmanager.yml" <<YAML
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: http://127.0.0.1:$HOOK/
+        send_resolved: true
+YAML
+prometheus-alertmanager --config.file="$WORK/alertmanager.yml" --storage.path="$WORK/am-data" \
+    --web.listen-address="127.0.0.1:$AMPORT" --cluster.listen-address= > "$WORK/alertmanager.log" 2>&1 &
+PIDS+=($!)
+cat > "$WORK/alert-rules.yml" <<YAML
+groups:
+  - name: e2e
+    interval: 1s
+    rules:
+      - alert: E2EFlag
+        expr: e2e_flag == 1
+        labels:
+          severity: page
+        annotations:
+          summary: "flag raised on {{ \$labels.instance }}"
+YAML
+cat > "$WORK/vigil-alerts.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+  external_labels:
+    site: e2e
+scrape_configs:
+  - job_name: e2e
+    static_configs:
+      - targets: ['127.0.0.1:$EXP']
+rule_files:
+  - alert-rules.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:$AMPORT']
+YAML
+"$VIGIL" check config "$WORK/vigil-alerts.yml"
+"$VIGIL" --config.file="$WORK/vigil-alerts.yml" --storage.tsdb.path="$WORK/vigil-alerts-data" \
+    --web.listen-address="127.0.0.1:$V2PORT" > "$WORK/vigil-alerts.log" 2>&1 &
+PIDS+=($!)
+wait_url "http://127.0.0.1:$AMPORT/-/ready"
+wait_url "http://127.0.0.1:$V2PORT/-/ready"
+python3 "$ROOT/tests/e2e/alerts.py" "http://127.0.0.1:$V2PORT" "http://127.0.0.1:$EXP" \
+    "http://127.0.0.1:$AMPORT" "$WORK/notifications.jsonl"
 echo "e2e: passed"

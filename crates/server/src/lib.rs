@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod alertmanager;
 mod api;
 pub mod config;
 mod federate;
@@ -15,6 +16,7 @@ mod lifecycle;
 mod meta;
 pub mod remote_read;
 pub mod remote_write;
+mod rules_api;
 mod selfmetrics;
 mod status;
 mod targets;
@@ -61,6 +63,9 @@ pub struct ServerOptions {
     pub config_file: Option<PathBuf>,
     /// Serve `/-/reload` and `/-/quit` (`--web.enable-lifecycle`).
     pub enable_lifecycle: bool,
+    /// The URL vigil is reached at (`--web.external-url`), for links in
+    /// alerts; `http://<listen address>` when `None`.
+    pub external_url: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -78,6 +83,7 @@ impl Default for ServerOptions {
             config: config::Config::default(),
             config_file: None,
             enable_lifecycle: false,
+            external_url: None,
         }
     }
 }
@@ -86,9 +92,9 @@ impl Default for ServerOptions {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The configuration's scrape jobs could not be set up.
-    #[error("starting scrape jobs: {0}")]
-    Scrape(#[from] vigil_scrape::ScrapeError),
+    /// The configuration could not be started (scrape jobs, rule files).
+    #[error("starting the configuration: {0}")]
+    Config(String),
     /// The storage could not be opened.
     #[error("opening storage: {0}")]
     Storage(#[from] vigil_tsdb::TsdbError),
@@ -152,6 +158,8 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/metadata", get(targets::metadata))
+        .route("/api/v1/rules", get(rules_api::rules))
+        .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/targets", get(targets::targets))
         .route("/api/v1/targets/metadata", get(targets::target_metadata))
         .route("/api/v1/scrape_pools", get(targets::scrape_pools))
@@ -312,25 +320,33 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         opts.config_yaml.clone()
     }));
     let config_reload = Arc::new(parking_lot::RwLock::new(status::ReloadStatus::new()));
+    let engine = Arc::new(Engine::new(opts.engine.clone()));
     let lifecycle = match lifecycle::Lifecycle::start(
-        opts.enable_lifecycle,
-        opts.config_file.clone(),
+        lifecycle::LifecycleOptions {
+            enabled: opts.enable_lifecycle,
+            file: opts.config_file.clone(),
+            external_url: opts
+                .external_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            config_yaml: config_yaml.clone(),
+            config_reload: config_reload.clone(),
+        },
         opts.config.clone(),
         db.clone(),
-        config_yaml.clone(),
-        config_reload.clone(),
+        engine.clone(),
     )
     .await
     {
         Ok(l) => Arc::new(l),
         Err(e) => {
             drop(maintenance);
-            return Err(ServerError::Scrape(e));
+            return Err(ServerError::Config(e));
         }
     };
     let state = AppState {
         db: db.clone(),
-        engine: Arc::new(Engine::new(opts.engine.clone())),
+        engine,
         ready: Arc::new(AtomicBool::new(true)),
         stats: Arc::new(ServerStats::default()),
         max_write_bytes: opts.max_write_bytes,
@@ -344,8 +360,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         lifecycle: lifecycle.clone(),
     };
     let app = router(state);
-    let scrape = lifecycle.scrape.clone();
-    let probes = lifecycle.probes.clone();
+    let lc = lifecycle.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -354,8 +369,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
             })
             .await
             .map_err(|source| ServerError::Listen { addr, source });
-        scrape.stop().await;
-        probes.stop().await;
+        lc.stop().await;
         drop(maintenance);
         let db2 = db.clone();
         let synced = tokio::task::spawn_blocking(move || db2.sync()).await;

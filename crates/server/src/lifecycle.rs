@@ -14,8 +14,11 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use vigil_tsdb::Db;
 
+use vigil_rules::{ManagerOptions, QueryFunc, RuleManager};
 use vigil_scrape::probe::ProbeManager;
 use vigil_scrape::{ScrapeManager, ScrapeOptions};
+
+use crate::alertmanager::Notifier;
 
 use crate::config::{Config, ConfigError};
 use crate::status::ReloadStatus;
@@ -44,45 +47,138 @@ pub(crate) struct Lifecycle {
     pub(crate) probes: Arc<ProbeManager<Db>>,
     /// `global.external_labels` in force, for federation.
     external_labels: RwLock<vigil_model::Labels>,
+    /// The rule groups of `rule_files`.
+    pub(crate) rules: Arc<RuleManager<Db>>,
+    /// Sends alerts to `alerting.alertmanagers`.
+    pub(crate) notifier: Arc<Notifier>,
+    notifier_task: tokio::task::JoinHandle<()>,
+}
+
+/// How the lifecycle is set up by the server.
+#[derive(Debug)]
+pub(crate) struct LifecycleOptions {
+    /// Whether `/-/reload` and `/-/quit` are served.
+    pub(crate) enabled: bool,
+    /// The configuration file, if any.
+    pub(crate) file: Option<PathBuf>,
+    /// The URL vigil is reached at (links in alerts).
+    pub(crate) external_url: String,
+    /// The configuration text shown by the status API.
+    pub(crate) config_yaml: Arc<RwLock<String>>,
+    /// The outcome of the last reload.
+    pub(crate) config_reload: Arc<RwLock<ReloadStatus>>,
+}
+
+/// Rule queries run through the PromQL engine over the database.
+struct EngineQuery {
+    engine: Arc<vigil_promql::Engine>,
+    db: Arc<Db>,
+}
+
+impl QueryFunc for EngineQuery {
+    fn query(
+        &self,
+        expr: &promql_parser::parser::Expr,
+        t: i64,
+    ) -> Result<Vec<vigil_promql::Sample>, String> {
+        let r = self
+            .engine
+            .instant_query_expr(&*self.db, expr, t)
+            .map_err(|e| e.to_string())?;
+        match r.value {
+            vigil_promql::QueryValue::Vector(v) => Ok(v),
+            vigil_promql::QueryValue::Scalar { t, v } => Ok(vec![vigil_promql::Sample {
+                labels: vigil_model::Labels::empty(),
+                t,
+                v,
+            }]),
+            _ => Err("rule expressions must return an instant vector or a scalar".into()),
+        }
+    }
+}
+
+/// Rule file errors as one message, one error per line.
+fn rule_errors(errors: &[vigil_rules::RuleFileError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    format!("rule_files: {}", lines.join("; "))
 }
 
 impl Lifecycle {
-    /// Starts the configuration's scrape loops and applies its storage
-    /// settings. Fails (and starts nothing) when a scrape job cannot be
-    /// set up, for example because a TLS CA file is unreadable.
+    /// Starts the configuration's scrape loops and rule groups and applies
+    /// its storage settings. Fails (and starts nothing) when a scrape job
+    /// cannot be set up (for example, an unreadable TLS CA file) or a rule
+    /// file is invalid.
     pub(crate) async fn start(
-        enabled: bool,
-        file: Option<PathBuf>,
+        opts: LifecycleOptions,
         config: Config,
         db: Arc<Db>,
-        config_yaml: Arc<RwLock<String>>,
-        config_reload: Arc<RwLock<ReloadStatus>>,
-    ) -> Result<Lifecycle, vigil_scrape::ScrapeError> {
+        engine: Arc<vigil_promql::Engine>,
+    ) -> Result<Lifecycle, String> {
         let flag_retention = db.retention();
         let flag_ooo_window = db.head().out_of_order_window();
         let (quit, _) = tokio::sync::watch::channel(false);
+        let notifier = Notifier::new().map_err(|e| format!("building the alert sender: {e}"))?;
+        notifier.apply(&config.alerting.alertmanagers);
+        let notifier_task = notifier.spawn();
         let scrape = Arc::new(ScrapeManager::new(db.clone(), ScrapeOptions::default()));
         let probes = Arc::new(ProbeManager::new(db.clone()));
         probes.apply(&config.probes).await?;
         scrape
             .apply(&config.scrape_configs, &config.global.scrape_defaults())
-            .await?;
+            .await
+            .map_err(|e| format!("scrape_configs: {e}"))?;
+        let rules = Arc::new(RuleManager::new(
+            db.clone(),
+            Arc::new(EngineQuery {
+                engine,
+                db: db.clone(),
+            }),
+            notifier.clone(),
+            ManagerOptions {
+                external_labels: config.global.external_labels.clone(),
+                external_url: opts.external_url.clone(),
+                state_dir: Some(db.dir().join("rules")),
+                ..ManagerOptions::default()
+            },
+        ));
+        if let Err(errors) = rules
+            .update(
+                &config.rule_file_paths,
+                config.global.evaluation_interval,
+                config.global.external_labels.clone(),
+            )
+            .await
+        {
+            scrape.stop().await;
+            return Err(rule_errors(&errors));
+        }
         let lc = Lifecycle {
-            enabled,
-            file,
+            enabled: opts.enabled,
+            file: opts.file,
             current: tokio::sync::Mutex::new(config.clone()),
             db,
             flag_retention,
             flag_ooo_window,
-            config_yaml,
-            config_reload,
+            config_yaml: opts.config_yaml,
+            config_reload: opts.config_reload,
             quit,
             scrape,
             probes,
             external_labels: RwLock::new(config.global.external_labels.clone()),
+            rules,
+            notifier,
+            notifier_task,
         };
         lc.apply_storage(&config);
         Ok(lc)
+    }
+
+    /// Stops scraping and rule evaluation (at server shutdown).
+    pub(crate) async fn stop(&self) {
+        self.rules.stop().await;
+        self.scrape.stop().await;
+        self.probes.stop().await;
+        self.notifier_task.abort();
     }
 
     /// Applies the storage settings of `c`.
@@ -118,18 +214,49 @@ impl Lifecycle {
                     reason: format!("reload task failed: {e}"),
                 })
             });
+        let invalid = |reason: String| ConfigError::Invalid {
+            path: self.file.clone().unwrap_or_default(),
+            line: None,
+            column: None,
+            reason,
+        };
         let loaded = match loaded {
-            Ok(c) => self
-                .scrape
-                .apply(&c.scrape_configs, &c.global.scrape_defaults())
+            Ok(c) => {
+                // Rule files are checked before anything is applied, so a
+                // bad one leaves everything as it was.
+                let files = c.rule_file_paths.clone();
+                let interval = c.global.evaluation_interval;
+                let checked = tokio::task::spawn_blocking(move || {
+                    vigil_rules::load_groups(&files, interval).map(|_| ())
+                })
                 .await
-                .map(|()| c)
-                .map_err(|e| ConfigError::Invalid {
-                    path: self.file.clone().unwrap_or_default(),
-                    line: None,
-                    column: None,
-                    reason: format!("scrape_configs: {e}"),
-                }),
+                .unwrap_or(Ok(()));
+                match checked {
+                    Err(errors) => Err(invalid(rule_errors(&errors))),
+                    Ok(()) => match self
+                        .scrape
+                        .apply(&c.scrape_configs, &c.global.scrape_defaults())
+                        .await
+                    {
+                        Err(e) => Err(invalid(format!("scrape_configs: {e}"))),
+                        Ok(()) => match self
+                            .rules
+                            .update(
+                                &c.rule_file_paths,
+                                c.global.evaluation_interval,
+                                c.global.external_labels.clone(),
+                            )
+                            .await
+                        {
+                            Err(errors) => Err(invalid(rule_errors(&errors))),
+                            Ok(()) => {
+                                self.notifier.apply(&c.alerting.alertmanagers);
+                                Ok(c)
+                            }
+                        },
+                    },
+                }
+            }
             Err(e) => Err(e),
         };
         let loaded = match loaded {
@@ -191,6 +318,9 @@ impl Lifecycle {
             u8::from(st.success),
             crate::api::format_value(ts.floor()),
         );
+        drop(st);
+        self.notifier.write_metrics(out);
+        write_rule_metrics(&self.rules.groups(), out);
     }
 
     /// Asks the server to stop, as `/-/quit` does.
@@ -229,4 +359,61 @@ pub(crate) async fn quit(State(st): State<AppState>) -> Response {
     }
     st.lifecycle.request_quit();
     (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+}
+
+/// Rule group metrics, named as Prometheus names them with `vigil_`.
+fn write_rule_metrics(groups: &[vigil_rules::Group], out: &mut String) {
+    use std::fmt::Write;
+    type Get = fn(&vigil_rules::Group) -> String;
+    let families: [(&str, &str, &str, Get); 6] = [
+        (
+            "vigil_rule_group_iterations_total",
+            "counter",
+            "Evaluations of the group.",
+            |g| g.iterations.to_string(),
+        ),
+        (
+            "vigil_rule_group_iterations_missed_total",
+            "counter",
+            "Evaluation slots the group missed.",
+            |g| g.missed.to_string(),
+        ),
+        (
+            "vigil_rule_group_interval_seconds",
+            "gauge",
+            "The group's evaluation interval.",
+            |g| (g.interval as f64 / 1000.0).to_string(),
+        ),
+        (
+            "vigil_rule_group_last_duration_seconds",
+            "gauge",
+            "How long the last evaluation took.",
+            |g| g.evaluation_seconds.to_string(),
+        ),
+        (
+            "vigil_rule_group_last_evaluation_timestamp_seconds",
+            "gauge",
+            "When the group last ran.",
+            |g| {
+                g.last_evaluation
+                    .map_or(0.0, |t| t as f64 / 1000.0)
+                    .to_string()
+            },
+        ),
+        (
+            "vigil_rule_group_rules",
+            "gauge",
+            "Rules in the group.",
+            |g| g.rules.len().to_string(),
+        ),
+    ];
+    for (name, ty, help, get) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {ty}");
+        for g in groups {
+            let key = format!("{};{}", g.file.display(), g.name)
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"");
+            let _ = writeln!(out, "{name}{{rule_group=\"{key}\"}} {}", get(g));
+        }
+    }
 }

@@ -31,6 +31,11 @@ enum Command {
         #[command(subcommand)]
         what: CheckCommand,
     },
+    /// Run rule unit tests (promtool's `test rules` format).
+    Test {
+        #[command(subcommand)]
+        what: TestCommand,
+    },
     /// Inspect and manage the on-disk TSDB.
     Tsdb {
         #[command(subcommand)]
@@ -88,6 +93,10 @@ struct ServeArgs {
     /// Allow reload and shutdown over HTTP (POST /-/reload, /-/quit).
     #[arg(long = "web.enable-lifecycle")]
     enable_lifecycle: bool,
+    /// The URL vigil is reached at, for links in alerts (default
+    /// http://<listen address>).
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
     /// The largest remote-write request accepted, compressed (vigil's own
     /// flag).
     #[arg(long = "web.remote-write-max-bytes", value_parser = bytes_flag, default_value = "32MB")]
@@ -162,6 +171,10 @@ impl ServeArgs {
         put("web.enable-admin-api", self.enable_admin_api.to_string());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
         put(
+            "web.external-url",
+            self.external_url.clone().unwrap_or_default(),
+        );
+        put(
             "web.enable-remote-write-receiver",
             self.enable_remote_write_receiver.to_string(),
         );
@@ -209,6 +222,16 @@ enum CheckCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum TestCommand {
+    /// Run rule unit test files.
+    Rules {
+        /// The test files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum TsdbCommand {
     /// Print blocks, series, samples, bytes per sample and cardinality.
     Analyze {
@@ -220,23 +243,83 @@ enum TsdbCommand {
     },
 }
 
-/// A command whose capability has not been built yet. It says so plainly and
-/// exits with status 2 rather than pretending to work.
-fn not_available(what: &str, issue: u32) -> ExitCode {
-    eprintln!("vigil: `{what}` is not available yet (it arrives with issue #{issue}).");
-    ExitCode::from(2)
+/// Checks rule files as promtool does; true when all are valid.
+fn check_rule_files(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for f in files {
+        println!("Checking {}", f.display());
+        match vigil_rules::load_rule_file(f) {
+            Ok(rf) => {
+                let n: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found");
+            }
+            Err(errors) => {
+                ok = false;
+                println!("  FAILED:");
+                for e in errors {
+                    println!("{e}");
+                }
+            }
+        }
+        println!();
+    }
+    ok
+}
+
+/// `vigil test rules`: promtool's output shape, status 1 on any failure.
+fn test_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        println!("Unit Testing:  {}", f.display());
+        match vigil_rules::unittest::run_test_file(f) {
+            Ok(failures) if failures.is_empty() => println!("  SUCCESS\n"),
+            Ok(failures) => {
+                failed = true;
+                println!("  FAILED:");
+                for x in failures {
+                    println!("    {x}");
+                }
+                println!();
+            }
+            Err(e) => {
+                failed = true;
+                println!("  FAILED:\n    {e}\n");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `vigil check rules`: promtool's output shape, status 1 on any failure.
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    if check_rule_files(files) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// `vigil check config`: promtool's output shape, status 1 on any failure.
+/// The rule files the configuration names are checked too.
 fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for f in files {
         println!("Checking {}", f.display());
         match Config::load(f) {
-            Ok(_) => println!(
-                "  SUCCESS: {} is valid prometheus config file syntax",
-                f.display()
-            ),
+            Ok(c) => {
+                println!(
+                    "  SUCCESS: {} is valid prometheus config file syntax",
+                    f.display()
+                );
+                println!();
+                if !check_rule_files(&c.rule_file_paths) {
+                    failed = true;
+                }
+            }
             Err(e) => {
                 failed = true;
                 println!("  FAILED: {e}");
@@ -317,6 +400,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         flags: args.as_map(),
         enable_admin_api: args.enable_admin_api,
         enable_lifecycle: args.enable_lifecycle,
+        external_url: args.external_url.clone(),
         remote_read_sample_limit: args.remote_read_sample_limit,
         config_file: args.config.clone(),
         config,
@@ -386,8 +470,11 @@ fn main() -> ExitCode {
             what: CheckCommand::Config { files },
         } => check_config(&files),
         Command::Check {
-            what: CheckCommand::Rules { .. },
-        } => not_available("check rules", 7),
+            what: CheckCommand::Rules { files },
+        } => check_rules(&files),
+        Command::Test {
+            what: TestCommand::Rules { files },
+        } => test_rules(&files),
         Command::Tsdb {
             what: TsdbCommand::Analyze { dir, limit },
         } => match vigil_tsdb::analyze::analyze(&dir, limit) {

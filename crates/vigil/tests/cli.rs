@@ -28,12 +28,44 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
+fn check_rules_reports_file_group_rule_and_reason() {
     let _g = serial();
-    let out = vigil().args(["check", "rules", "r.yml"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("not available yet"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "groups:\n- name: g\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n  \
+         - alert: Down\n    expr: up == 0\n    for: 5m\n    annotations:\n      \
+         summary: '{{ $labels.instance }} down'\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n- name: g\n  rules:\n  - record: x\n    expr: sum(up\n- name: g\n  rules: []\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["check", "rules"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("SUCCESS: 2 rules found"), "{text}");
+    let out = vigil()
+        .args(["check", "rules"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("bad.yml: group \"g\", rule #1 (x): could not parse expression"),
+        "{text}"
+    );
+    assert!(text.contains("groupname: \"g\" is repeated"), "{text}");
 }
 
 #[test]

@@ -67,6 +67,13 @@ pub struct Config {
     pub probes: Vec<vigil_scrape::probe::ProbeConfig>,
     /// The `storage` section.
     pub storage: StorageConfig,
+    /// `rule_files` as written (globs).
+    pub rule_files: Vec<String>,
+    /// The rule files the globs match now, relative to the configuration
+    /// file's directory, sorted.
+    pub rule_file_paths: Vec<PathBuf>,
+    /// The `alerting` section.
+    pub alerting: AlertingConfig,
     /// The text the configuration was read from (served by
     /// `/api/v1/status/config`).
     pub source: String,
@@ -97,6 +104,38 @@ impl Default for GlobalConfig {
     }
 }
 
+/// The `alerting` section: where alerts go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertingConfig {
+    /// `alerting.alertmanagers`.
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+/// One `alerting.alertmanagers` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertmanagerConfig {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Prefix of the API path (`/` by default).
+    pub path_prefix: String,
+    /// Timeout of one request, ms (10s).
+    pub timeout: i64,
+    /// The Alertmanagers (`host:port`), from `static_configs`.
+    pub targets: Vec<String>,
+}
+
+impl AlertmanagerConfig {
+    /// The v2 alerts endpoint of `target`.
+    pub fn url(&self, target: &str) -> String {
+        format!(
+            "{}://{}{}/api/v2/alerts",
+            self.scheme,
+            target,
+            self.path_prefix.trim_end_matches('/')
+        )
+    }
+}
+
 /// The `storage` section.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageConfig {
@@ -116,6 +155,9 @@ impl Default for Config {
             scrape_configs: Vec::new(),
             probes: Vec::new(),
             storage: StorageConfig::default(),
+            rule_files: Vec::new(),
+            rule_file_paths: Vec::new(),
+            alerting: AlertingConfig::default(),
             source: String::new(),
         }
     }
@@ -278,11 +320,53 @@ impl Config {
             }
         }
 
+        let rule_files = raw.rule_files.unwrap_or_default();
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let rule_file_paths =
+            vigil_rules::file::expand_globs(&rule_files, base).map_err(|e| at("rule_files", e))?;
+
+        let mut alerting = AlertingConfig::default();
+        for am in raw.alerting.map(|a| a.alertmanagers).unwrap_or_default() {
+            if let Some(v) = &am.api_version {
+                if v != "v2" {
+                    return Err(at(
+                        "api_version",
+                        format!(
+                            "alerting.alertmanagers: api_version {v:?} is not supported; use v2"
+                        ),
+                    ));
+                }
+            }
+            let scheme = am.scheme.unwrap_or_else(|| "http".into());
+            if scheme != "http" && scheme != "https" {
+                return Err(at(
+                    "scheme",
+                    format!("alerting.alertmanagers: unknown scheme {scheme:?}"),
+                ));
+            }
+            alerting.alertmanagers.push(AlertmanagerConfig {
+                scheme,
+                path_prefix: am.path_prefix.unwrap_or_default(),
+                timeout: am.timeout.map_or(10_000, |d| d.0),
+                targets: am
+                    .static_configs
+                    .into_iter()
+                    .flat_map(|s| s.targets)
+                    .collect(),
+            });
+        }
+
         Ok(Config {
             global,
             scrape_configs,
             probes,
             storage,
+            rule_files,
+            rule_file_paths,
+            alerting,
             source: text.to_string(),
         })
     }
@@ -301,6 +385,9 @@ impl Config {
                 scrape_configs: Vec::new(),
                 probes: Vec::new(),
                 storage: StorageConfig::default(),
+                rule_files: Vec::new(),
+                rule_file_paths: Vec::new(),
+                alerting: AlertingConfig::default(),
                 source: text,
             }
         })
@@ -408,10 +495,8 @@ struct RawConfig {
     scrape_configs: Option<Vec<vigil_scrape::ScrapeConfig>>,
     probes: Option<Vec<vigil_scrape::probe::ProbeConfig>>,
     storage: Option<RawStorage>,
-    #[serde(default)]
-    rule_files: NotYet<RuleFiles>,
-    #[serde(default)]
-    alerting: NotYet<Alerting>,
+    rule_files: Option<Vec<String>>,
+    alerting: Option<RawAlerting>,
     #[serde(default)]
     remote_write: NotYet<RemoteWrite>,
     #[serde(default)]
@@ -425,6 +510,31 @@ struct RawGlobal {
     scrape_timeout: Option<PromDuration>,
     evaluation_interval: Option<PromDuration>,
     external_labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerting {
+    #[serde(default)]
+    alertmanagers: Vec<RawAlertmanager>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertmanager {
+    scheme: Option<String>,
+    path_prefix: Option<String>,
+    timeout: Option<PromDuration>,
+    api_version: Option<String>,
+    #[serde(default)]
+    static_configs: Vec<RawStaticTargets>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStaticTargets {
+    #[serde(default)]
+    targets: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -477,16 +587,6 @@ trait Pending {
     const WHY: &'static str;
 }
 
-struct RuleFiles;
-impl Pending for RuleFiles {
-    const KEY: &'static str = "rule_files";
-    const WHY: &'static str = "rule evaluation arrives with issue #7";
-}
-struct Alerting;
-impl Pending for Alerting {
-    const KEY: &'static str = "alerting";
-    const WHY: &'static str = "sending alerts arrives with issues #7 and #8";
-}
 struct RemoteWrite;
 impl Pending for RemoteWrite {
     const KEY: &'static str = "remote_write";

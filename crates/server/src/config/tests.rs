@@ -82,16 +82,6 @@ fn bad_values_name_the_problem_and_line() {
 fn sections_not_run_yet_are_errors_unless_empty() {
     for (text, key, line) in [
         (
-            "global: {}\nrule_files:\n  - rules/*.yml\n",
-            "rule_files",
-            2,
-        ),
-        (
-            "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [a:9093]\n",
-            "alerting",
-            1,
-        ),
-        (
             "remote_write:\n  - url: http://x/api/v1/write\n",
             "remote_write",
             1,
@@ -110,7 +100,7 @@ fn sections_not_run_yet_are_errors_unless_empty() {
         let l = l.expect("a line");
         assert!(l >= line && l <= line + 3, "{key}: line {l}");
     }
-    let c = parse("rule_files: []\nremote_write: []\nalerting: {}\n").unwrap();
+    let c = parse("rule_files: []\nremote_write: []\n").unwrap();
     assert_eq!(c.global, GlobalConfig::default());
 }
 
@@ -163,4 +153,37 @@ fn scrape_configs_are_read_and_checked() {
     );
     assert_eq!(line, Some(2));
     assert!(reason.contains("greater than"), "{reason}");
+}
+
+#[test]
+fn rule_files_and_alertmanagers() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("rules")).unwrap();
+    std::fs::write(d.path().join("rules/a.yml"), "groups: []\n").unwrap();
+    std::fs::write(d.path().join("rules/b.yml"), "groups: []\n").unwrap();
+    let cfg = d.path().join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        "rule_files:\n  - rules/*.yml\n  - missing.yml\nalerting:\n  alertmanagers:\n    \
+         - static_configs:\n        - targets: ['127.0.0.1:9093']\n      path_prefix: /am\n",
+    )
+    .unwrap();
+    let c = Config::load(&cfg).unwrap();
+    assert_eq!(c.rule_files, ["rules/*.yml", "missing.yml"]);
+    assert_eq!(
+        c.rule_file_paths,
+        [d.path().join("rules/a.yml"), d.path().join("rules/b.yml")]
+    );
+    let am = &c.alerting.alertmanagers[0];
+    assert_eq!(am.timeout, 10_000);
+    assert_eq!(
+        am.url(&am.targets[0]),
+        "http://127.0.0.1:9093/am/api/v2/alerts"
+    );
+    let (line, reason) = err("alerting:\n  alertmanagers:\n  - api_version: v1\n");
+    assert_eq!(line, Some(3));
+    assert!(reason.contains("v1"), "{reason}");
+    let (line, reason) = err("alerting:\n  alert_relabel_configs: []\n");
+    assert_eq!(line, Some(2));
+    assert!(reason.contains("alert_relabel_configs"), "{reason}");
 }

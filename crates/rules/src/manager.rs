@@ -1,0 +1,342 @@
+//! Runs rule groups on a tokio runtime the caller owns: one task per group,
+//! evaluations at aligned slots, missed slots counted, alert state
+//! persisted after every evaluation and restored at start, and reloads that
+//! keep the state of unchanged groups.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vigil_model::{Appendable, Labels};
+
+use crate::file::{load_rule_file, RuleFileError};
+use crate::group::{AlertSink, Group, GroupEnv, SavedGroup};
+use crate::rule::QueryFunc;
+
+/// Settings of a [`RuleManager`].
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    /// `global.external_labels`: added to alerts that leave vigil and
+    /// available to templates.
+    pub external_labels: Labels,
+    /// The URL vigil is reached at, for templates and generator URLs.
+    pub external_url: String,
+    /// How often firing alerts are re-sent (Prometheus's
+    /// `--rules.alert.resend-delay`, 1m).
+    pub resend_delay: i64,
+    /// How old persisted alert state may be and still be restored
+    /// (Prometheus's `--rules.alert.for-outage-tolerance`, 1h).
+    pub outage_tolerance: i64,
+    /// Where alert state is persisted (one JSON file per group); `None`
+    /// keeps it in memory only, and a restart restores `for` progress from
+    /// `ALERTS_FOR_STATE` alone.
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            external_labels: Labels::empty(),
+            external_url: "http://localhost:9090".into(),
+            resend_delay: 60_000,
+            outage_tolerance: 3_600_000,
+            state_dir: None,
+        }
+    }
+}
+
+/// Loads and checks every rule file, then builds the groups.
+pub fn load_groups(
+    files: &[PathBuf],
+    default_interval: i64,
+) -> Result<Vec<Group>, Vec<RuleFileError>> {
+    let mut errors = Vec::new();
+    let mut groups = Vec::new();
+    for f in files {
+        match load_rule_file(f) {
+            Ok(rf) => {
+                for g in &rf.groups {
+                    match Group::new(g, f, default_interval) {
+                        Ok(g) => groups.push(g),
+                        Err(reason) => errors.push(RuleFileError {
+                            file: f.clone(),
+                            group: Some(g.name.clone()),
+                            rule: None,
+                            line: None,
+                            reason,
+                        }),
+                    }
+                }
+            }
+            Err(e) => errors.extend(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+struct Running {
+    group: Arc<Mutex<Group>>,
+    stop: watch::Sender<bool>,
+    join: JoinHandle<()>,
+}
+
+/// Runs rule groups over a storage, a query function and an alert sink.
+pub struct RuleManager<A> {
+    storage: Arc<A>,
+    query: Arc<dyn QueryFunc>,
+    sink: Arc<dyn AlertSink>,
+    opts: Arc<RwLock<ManagerOptions>>,
+    running: tokio::sync::Mutex<Vec<Running>>,
+    /// The groups in order, for status readers.
+    groups: RwLock<Vec<Arc<Mutex<Group>>>>,
+}
+
+impl<A> std::fmt::Debug for RuleManager<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleManager")
+            .field("groups", &self.groups.read().len())
+            .finish()
+    }
+}
+
+impl<A: Appendable + 'static> RuleManager<A> {
+    /// A manager with no groups; [`update`](Self::update) loads them.
+    pub fn new(
+        storage: Arc<A>,
+        query: Arc<dyn QueryFunc>,
+        sink: Arc<dyn AlertSink>,
+        opts: ManagerOptions,
+    ) -> Self {
+        RuleManager {
+            storage,
+            query,
+            sink,
+            opts: Arc::new(RwLock::new(opts)),
+            running: tokio::sync::Mutex::new(Vec::new()),
+            groups: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Loads `files` and makes the running groups match them: groups whose
+    /// definition did not change keep running with their state; changed
+    /// groups take over the alert state of their predecessor; removed
+    /// groups stop and write stale markers for their series; new groups
+    /// restore persisted state. On any error in any file nothing changes.
+    pub async fn update(
+        &self,
+        files: &[PathBuf],
+        default_interval: i64,
+        external_labels: Labels,
+    ) -> Result<(), Vec<RuleFileError>> {
+        let files = files.to_vec();
+        let new_groups = tokio::task::spawn_blocking(move || load_groups(&files, default_interval))
+            .await
+            .map_err(|e| {
+                vec![RuleFileError {
+                    file: PathBuf::new(),
+                    group: None,
+                    rule: None,
+                    line: None,
+                    reason: format!("loading rule files: {e}"),
+                }]
+            })??;
+        self.opts.write().external_labels = external_labels;
+        let mut running = self.running.lock().await;
+        let mut old: HashMap<(PathBuf, String), Running> = running
+            .drain(..)
+            .map(|r| {
+                let key = r.group.lock().key();
+                (key, r)
+            })
+            .collect();
+        let now = vigil_model::time::now_ms();
+        let mut next = Vec::with_capacity(new_groups.len());
+        for mut g in new_groups {
+            let key = g.key();
+            if let Some(prev) = old.remove(&key) {
+                let unchanged = {
+                    let p = prev.group.lock();
+                    p.def == g.def && p.interval == g.interval
+                };
+                if unchanged {
+                    next.push(prev);
+                    continue;
+                }
+                g.copy_state(&prev.group.lock());
+                stop_running(prev).await;
+            } else {
+                self.restore(&mut g, now);
+            }
+            next.push(self.spawn(g));
+        }
+        for (_, gone) in old {
+            let group = gone.group.clone();
+            stop_running(gone).await;
+            let storage = self.storage.clone();
+            let state_dir = self.opts.read().state_dir.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut g = group.lock();
+                g.mark_stale(&*storage, vigil_model::time::now_ms());
+                if let Some(dir) = state_dir {
+                    let _ = std::fs::remove_file(state_path(&dir, &g));
+                }
+            })
+            .await;
+        }
+        *self.groups.write() = next.iter().map(|r| r.group.clone()).collect();
+        *running = next;
+        Ok(())
+    }
+
+    /// Restores persisted state for a group that is new to this process.
+    fn restore(&self, g: &mut Group, now: i64) {
+        let opts = self.opts.read();
+        let Some(dir) = &opts.state_dir else { return };
+        let path = state_path(dir, g);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return;
+        };
+        match serde_json::from_str::<SavedGroup>(&text) {
+            Ok(saved) => {
+                let n = g.restore(&saved, now, opts.outage_tolerance);
+                if n > 0 {
+                    tracing::info!(group = %g.name, alerts = n, "restored alert state");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "persisted alert state is unreadable; restoring from ALERTS_FOR_STATE instead");
+            }
+        }
+    }
+
+    fn spawn(&self, g: Group) -> Running {
+        let group = Arc::new(Mutex::new(g));
+        let (stop, mut stop_rx) = watch::channel(false);
+        let storage = self.storage.clone();
+        let query = self.query.clone();
+        let sink = self.sink.clone();
+        let opts = self.opts.clone();
+        let gr = group.clone();
+        let join = tokio::spawn(async move {
+            let (interval, mut slot) = {
+                let g = gr.lock();
+                let now = vigil_model::time::now_ms();
+                (g.interval, g.eval_timestamp(now) + g.interval)
+            };
+            loop {
+                let wait = slot - vigil_model::time::now_ms();
+                if wait > 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(wait as u64)) => {}
+                        _ = stop_rx.changed() => return,
+                    }
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+                let (gr2, storage2, query2, sink2, opts2) = (
+                    gr.clone(),
+                    storage.clone(),
+                    query.clone(),
+                    sink.clone(),
+                    opts.clone(),
+                );
+                let ts = slot;
+                let _ = tokio::task::spawn_blocking(move || {
+                    eval_and_persist(&gr2, &*storage2, &*query2, &*sink2, &opts2.read(), ts)
+                })
+                .await;
+                // Count the slots this evaluation (or a stall) overran.
+                let now = vigil_model::time::now_ms();
+                let missed = ((now - slot) / interval - 1).max(0);
+                if missed > 0 {
+                    let mut g = gr.lock();
+                    g.missed += missed as u64;
+                    tracing::warn!(group = %g.name, missed, "rule group missed evaluation slots");
+                }
+                slot += (missed + 1) * interval;
+            }
+        });
+        Running { group, stop, join }
+    }
+
+    /// Snapshots of the groups, in file and definition order.
+    pub fn groups(&self) -> Vec<Group> {
+        self.groups
+            .read()
+            .iter()
+            .map(|g| g.lock().clone())
+            .collect()
+    }
+
+    /// Stops every group. Alert state stays persisted; no stale markers
+    /// are written (a restart continues the series).
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        for r in running.drain(..) {
+            stop_running(r).await;
+        }
+    }
+}
+
+async fn stop_running(r: Running) {
+    let _ = r.stop.send(true);
+    let _ = r.join.await;
+}
+
+/// One evaluation of a group at `ts`, then its alert state to disk.
+pub fn eval_and_persist<A: Appendable>(
+    group: &Mutex<Group>,
+    storage: &A,
+    query: &dyn QueryFunc,
+    sink: &dyn AlertSink,
+    opts: &ManagerOptions,
+    ts: i64,
+) {
+    let mut g = group.lock();
+    let first = !g.is_restored();
+    let env = GroupEnv {
+        query,
+        storage,
+        sink,
+        external_labels: &opts.external_labels,
+        external_url: &opts.external_url,
+        resend_delay: opts.resend_delay,
+        outage_tolerance: opts.outage_tolerance,
+    };
+    g.eval(ts, &env);
+    if first {
+        // Nothing was persisted for this group: take `for` progress from
+        // the ALERTS_FOR_STATE series written before the restart.
+        g.restore_from_series(query, ts, opts.outage_tolerance);
+    }
+    if let Some(dir) = &opts.state_dir {
+        if let Err(e) = persist(dir, &g, ts) {
+            tracing::warn!(group = %g.name, error = %e, "persisting alert state failed");
+        }
+    }
+}
+
+fn state_path(dir: &Path, g: &Group) -> PathBuf {
+    dir.join(format!("{:016x}.json", g.hash()))
+}
+
+fn persist(dir: &Path, g: &Group, now: i64) -> std::io::Result<()> {
+    let saved = g.saved_state(now);
+    if saved.rules.is_empty() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let path = state_path(dir, g);
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec(&saved).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &path)
+}
