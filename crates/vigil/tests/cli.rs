@@ -527,3 +527,216 @@ fn acknowledged_samples_survive_sigkill() {
         .status();
     assert!(child.wait().unwrap().success());
 }
+
+/// A stand-in Alertmanager: records the body of every POST it receives.
+fn fake_alertmanager() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            g.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+fn push_flag(port: u16, v: f64) -> u16 {
+    use vigil_server::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: "flag".into(),
+                },
+                Label {
+                    name: "instance".into(),
+                    value: "x".into(),
+                },
+            ],
+            samples: vec![Sample {
+                value: v,
+                timestamp: now,
+            }],
+        }],
+    };
+    remote_write(port, &req).0
+}
+
+/// An alert fires and is sent; vigil is killed with SIGKILL and restarted;
+/// the alert is still firing with the same start, and no second
+/// notification goes out for it.
+#[test]
+fn a_firing_alert_survives_sigkill_without_a_second_notification() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (am_port, got) = fake_alertmanager();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - alert: Flag\n    expr: flag == 1\n    \
+         for: 2s\n    labels: {severity: page}\n    annotations: {summary: 'flag on {{ $labels.instance }}'}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  alertmanagers:\n  \
+             - static_configs:\n    - targets: ['127.0.0.1:{am_port}']\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "--config.file".as_ref(),
+        cfg.as_os_str(),
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+    ];
+    let (mut child, port) = start(&args);
+    let alerts = |port: u16| {
+        http(port, "GET", "/api/v1/alerts")
+            .map(|r| r.1)
+            .unwrap_or_default()
+    };
+    let t = std::time::Instant::now();
+    while got.lock().unwrap().is_empty() {
+        assert_eq!(push_flag(port, 1.0), 204);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "never notified: {}",
+            alerts(port)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let before = alerts(port);
+    assert!(before.contains("\"state\":\"firing\""), "{before}");
+    let first = got.lock().unwrap()[0].clone();
+    assert!(
+        first.contains("\"alertname\":\"Flag\"") && first.contains("flag on x"),
+        "{first}"
+    );
+    let active_at = |body: &str| {
+        let i = body.find("\"activeAt\":\"").expect("activeAt") + 12;
+        body[i..i + 23].to_string()
+    };
+    let started = active_at(&before);
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sent_before = got.lock().unwrap().len();
+    let (mut child, port) = start(&args);
+    // Evaluations continue every second; give them several rounds.
+    for _ in 0..15 {
+        assert_eq!(push_flag(port, 1.0), 204);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let after = alerts(port);
+    assert!(
+        after.contains("\"state\":\"firing\""),
+        "still firing: {after}"
+    );
+    assert_eq!(active_at(&after), started, "the same alert, not a new one");
+    assert_eq!(
+        got.lock().unwrap().len(),
+        sent_before,
+        "no notification within the resend delay after the restart"
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
+
+/// `/api/v1/rules` and `/api/v1/alerts` as Prometheus shapes them.
+#[test]
+fn rules_and_alerts_api() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - record: flag:sum\n    expr: sum(flag)\n  \
+         - alert: Flag\n    expr: flag == 1\n    labels: {severity: page}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(&cfg, "rule_files: [rules.yml]\n").unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start(&[
+        "--config.file".as_ref(),
+        cfg.as_os_str(),
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+        "--web.enable-lifecycle".as_ref(),
+    ]);
+    let t = std::time::Instant::now();
+    loop {
+        assert_eq!(push_flag(port, 1.0), 204);
+        let (_, body) = http(port, "GET", "/api/v1/alerts").unwrap();
+        if body.contains("\"state\":\"firing\"") {
+            assert!(body.contains("\"value\":\"1e+00\""), "{body}");
+            // A reload with unchanged rules keeps the alert's state.
+            let (code, r) = http(port, "POST", "/-/reload").unwrap();
+            assert_eq!(code, 200, "{r}");
+            let (_, again) = http(port, "GET", "/api/v1/alerts").unwrap();
+            let at = |b: &str| b.find("\"activeAt\"").map(|i| b[i..i + 40].to_string());
+            assert_eq!(at(&again), at(&body), "{again}");
+            assert!(again.contains("\"state\":\"firing\""), "{again}");
+            break;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(20), "{body}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, body) = http(port, "GET", "/api/v1/rules").unwrap();
+    assert_eq!(code, 200);
+    for want in [
+        "\"name\":\"g\"",
+        "\"interval\":1.0",
+        "\"type\":\"recording\"",
+        "\"type\":\"alerting\"",
+        "\"query\":\"sum(flag)\"",
+        "\"health\":\"ok\"",
+        "\"state\":\"firing\"",
+    ] {
+        assert!(body.contains(want), "{want}: {body}");
+    }
+    let (_, body) = http(port, "GET", "/api/v1/rules?type=record").unwrap();
+    assert!(!body.contains("\"type\":\"alerting\""), "{body}");
+    let (code, body) = http(port, "GET", "/api/v1/rules?type=bogus").unwrap();
+    assert_eq!(code, 400, "{body}");
+    let q = query(port, "flag:sum");
+    assert!(q.contains("\"1\"]"), "{q}");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
