@@ -740,3 +740,215 @@ fn rules_and_alerts_api() {
         .status();
     assert!(child.wait().unwrap().success());
 }
+
+/// A raw request with a body: (status, headers and body as text).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    (text[9..12].parse().unwrap(), text)
+}
+
+/// Every endpoint of the HTTP API answers through the real binary, with a
+/// success and an error case each: remote write 1.0 and 2.0 in, queries,
+/// metadata, status, admin, remote read and federation out.
+#[test]
+fn every_endpoint_through_the_binary() {
+    use prost::Message;
+    use vigil_server::remote_write::{v2, Sample};
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(&cfg, "global:\n  external_labels: {site: t}\n").unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start(&[
+        "--config.file".as_ref(),
+        cfg.as_os_str(),
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+        "--web.enable-admin-api".as_ref(),
+    ]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+
+    // Remote write 1.0 and 2.0.
+    assert_eq!(push_flag(port, 1.0), 204);
+    let req = v2::Request {
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "v2_metric".into(),
+            "job".into(),
+            "w".into(),
+        ],
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![1, 2, 3, 4],
+            samples: vec![Sample {
+                value: 42.0,
+                timestamp: now,
+            }],
+            histograms: vec![],
+            exemplars: vec![],
+            created_timestamp: 0,
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap();
+    let v2_type = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+    let (code, resp) = request(
+        port,
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", v2_type),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "2.0.0"),
+        ],
+        &body,
+    );
+    assert_eq!(code, 204, "{resp}");
+    assert!(
+        resp.to_ascii_lowercase()
+            .contains("x-prometheus-remote-write-samples-written: 1"),
+        "{resp}"
+    );
+    let (code, _) = request(
+        port,
+        "POST",
+        "/api/v1/write",
+        &[("Content-Type", "text/plain")],
+        b"x",
+    );
+    assert_eq!(code, 415);
+    let (code, _) = request(
+        port,
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+        b"garbage",
+    );
+    assert_eq!(code, 400);
+
+    let ok = |path: &str, want: &str| {
+        let (code, body) = http(port, "GET", path).unwrap();
+        assert_eq!(code, 200, "{path}: {body}");
+        assert!(body.contains(want), "{path}: want {want}: {body}");
+    };
+    let bad = |path: &str, code_want: u16| {
+        let (code, body) = http(port, "GET", path).unwrap();
+        assert_eq!(code, code_want, "{path}: {body}");
+        if path.starts_with("/api/") {
+            assert!(
+                body.contains("\"status\":\"error\"") && body.contains("\"errorType\""),
+                "{path}: {body}"
+            );
+        }
+    };
+    ok("/api/v1/query?query=v2_metric", "\"42\"");
+    bad("/api/v1/query?query=sum(", 400);
+    ok(
+        &format!(
+            "/api/v1/query_range?query=flag&start={}&end={}&step=1",
+            now / 1000 - 5,
+            now / 1000 + 5
+        ),
+        "\"matrix\"",
+    );
+    bad("/api/v1/query_range?query=flag&start=10&end=0&step=1", 400);
+    ok("/api/v1/series?match[]=v2_metric", "\"job\":\"w\"");
+    bad("/api/v1/series", 400);
+    ok("/api/v1/labels", "\"job\"");
+    bad("/api/v1/labels?start=nope", 400);
+    ok("/api/v1/label/__name__/values", "\"flag\"");
+    bad("/api/v1/label/__name__/values?match[]=%7B", 400);
+    ok("/api/v1/metadata", "\"success\"");
+    bad("/api/v1/metadata?limit=x", 400);
+    ok(
+        "/api/v1/format_query?query=sum(rate(x%5B5m%5D))by(job)",
+        "sum by (job)",
+    );
+    bad("/api/v1/format_query?query=sum(", 400);
+    ok("/api/v1/parse_query?query=up", "\"vectorSelector\"");
+    bad("/api/v1/parse_query?query=up%7B", 400);
+    ok("/api/v1/status/config", "site: t");
+    ok("/api/v1/status/flags", "\"web.enable-admin-api\":\"true\"");
+    ok("/api/v1/status/runtimeinfo", "\"storageRetention\"");
+    ok("/api/v1/status/buildinfo", "\"version\"");
+    ok("/api/v1/status/tsdb", "\"headStats\"");
+    ok("/api/v1/targets", "\"activeTargets\"");
+    ok("/api/v1/rules", "\"groups\"");
+    ok("/api/v1/alerts", "\"alerts\"");
+    ok(
+        "/federate?match[]=v2_metric",
+        "v2_metric{job=\"w\",site=\"t\"} 42",
+    );
+    bad("/federate?match[]=%7B", 400);
+    ok("/api/health-check", "\"storage\"");
+    ok("/metrics", "vigil_http_requests_total");
+    ok("/api/metrics", "process_resident_memory_bytes");
+    ok("/-/healthy", "");
+    ok("/-/ready", "");
+    // Admin (enabled by the flag).
+    let (code, body) = request(port, "POST", "/api/v1/admin/tsdb/snapshot", &[], b"");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"name\""), "{body}");
+    let (code, body) = request(
+        port,
+        "POST",
+        "/api/v1/admin/tsdb/delete_series?match[]=flag",
+        &[],
+        b"",
+    );
+    assert_eq!(code, 204, "{body}");
+    let (code, _) = request(port, "POST", "/api/v1/admin/tsdb/delete_series", &[], b"");
+    assert_eq!(code, 400);
+    let (code, _) = request(
+        port,
+        "POST",
+        "/api/v1/admin/tsdb/clean_tombstones",
+        &[],
+        b"",
+    );
+    assert_eq!(code, 204);
+    // Remote read: a malformed body is refused.
+    let (code, _) = request(
+        port,
+        "POST",
+        "/api/v1/read",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+        b"nope",
+    );
+    assert_eq!(code, 400);
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}
