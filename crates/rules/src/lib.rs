@@ -13,7 +13,7 @@ pub mod file;
 pub mod group;
 pub mod manager;
 pub mod rule;
-pub mod template;
+pub use vigil_template as template;
 pub mod unittest;
 
 pub use alert::{Alert, AlertState};

@@ -27,6 +27,7 @@
 //! literal against a float); write `gt $value 1.0`.
 //!
 //! Rendering never panics and is bounded: see [`RenderOptions`].
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::fmt;
