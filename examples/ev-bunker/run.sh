@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Starts the whole EV Bunker example on 127.0.0.1: PostgreSQL, Redis, the
+# three exporters, the app, and vigil with the strategy's rules. Ctrl-C
+# stops everything it started. Needs the Debian packages postgresql,
+# redis-server, prometheus-node-exporter, prometheus-postgres-exporter and
+# prometheus-redis-exporter, and a Rust toolchain.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+# shellcheck source=services.sh
+. "$HERE/services.sh"
+
+# EVB_PROFILE=debug uses a debug build (what the e2e test does).
+PROFILE=${EVB_PROFILE:-release}
+if [ "$PROFILE" = release ]; then
+    (cd "$ROOT" && cargo build --release -p vigil -p ev-bunker)
+else
+    (cd "$ROOT" && cargo build -p vigil -p ev-bunker)
+fi
+BIN="$CARGO_TARGET_DIR/$PROFILE"
+mkdir -p "$EVB_DIR"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    stop_redis
+    stop_postgres
+}
+trap cleanup EXIT INT TERM
+
+start_postgres
+start_redis
+prometheus-node-exporter --web.listen-address="127.0.0.1:$NODE_PORT" >"$EVB_DIR/node_exporter.log" 2>&1 &
+PIDS+=($!)
+DATA_SOURCE_NAME="postgresql://postgres@127.0.0.1:$PG_PORT/evbunker?sslmode=disable" \
+    prometheus-postgres-exporter --web.listen-address="127.0.0.1:$PGX_PORT" >"$EVB_DIR/postgres_exporter.log" 2>&1 &
+PIDS+=($!)
+prometheus-redis-exporter -redis.addr "redis://127.0.0.1:$REDIS_PORT" -web.listen-address "127.0.0.1:$REDISX_PORT" >"$EVB_DIR/redis_exporter.log" 2>&1 &
+PIDS+=($!)
+"$BIN/ev-bunker" --listen "127.0.0.1:$APP_PORT" \
+    --database-url "host=127.0.0.1 port=$PG_PORT user=evbunker dbname=evbunker" \
+    --redis-url "redis://127.0.0.1:$REDIS_PORT/" >"$EVB_DIR/app.log" 2>&1 &
+PIDS+=($!)
+sed -e "s|@APP_PORT@|$APP_PORT|g; s|@NODE_PORT@|$NODE_PORT|g; s|@PGX_PORT@|$PGX_PORT|g" \
+    -e "s|@REDISX_PORT@|$REDISX_PORT|g; s|@VIGIL_PORT@|$VIGIL_PORT|g; s|@RULES_DIR@|$HERE/rules|g" \
+    "$HERE/vigil.yml.in" > "$EVB_DIR/vigil.yml"
+"$BIN/vigil" check config "$EVB_DIR/vigil.yml" >/dev/null
+"$BIN/vigil" --config.file "$EVB_DIR/vigil.yml" --storage.tsdb.path "$EVB_DIR/vigil-data" \
+    --web.listen-address "127.0.0.1:$VIGIL_PORT" --web.enable-lifecycle >"$EVB_DIR/vigil.log" 2>&1 &
+PIDS+=($!)
+wait_port "$APP_PORT"
+wait_port "$VIGIL_PORT"
+cat <<TXT
+EV Bunker example is running (logs in $EVB_DIR):
+  app            http://127.0.0.1:$APP_PORT/api/health   (faults: POST /control?error_rate=0.2, /control/reset)
+  vigil          http://127.0.0.1:$VIGIL_PORT/           (API, alerts: /api/v1/alerts)
+  node_exporter  http://127.0.0.1:$NODE_PORT/metrics
+  postgres       127.0.0.1:$PG_PORT   exporter http://127.0.0.1:$PGX_PORT/metrics
+  redis          127.0.0.1:$REDIS_PORT   exporter http://127.0.0.1:$REDISX_PORT/metrics
+Ctrl-C stops everything.
+TXT
+wait
