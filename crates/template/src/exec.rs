@@ -15,6 +15,8 @@ pub(crate) struct ExecErr {
     pub span: Span,
     pub template: String,
     pub msg: String,
+    /// The index in [`Exec::units`] of the text the span is in.
+    pub unit: usize,
 }
 
 type R<T> = Result<T, Box<ExecErr>>;
@@ -27,7 +29,12 @@ enum Flow {
 }
 
 pub(crate) struct Exec<'a> {
+    /// The unit whose text is executing (for error positions).
     pub tmpl: &'a Inner,
+    /// Every parsed text whose `define`s are visible, later ones taking
+    /// precedence; the last is the one rendered.
+    pub units: Vec<&'a Inner>,
+    unit: usize,
     pub env: Env<'a>,
     pub opts: &'a RenderOptions,
     pub out: String,
@@ -44,8 +51,22 @@ impl<'a> Exec<'a> {
         opts: &'a RenderOptions,
         vars: Vec<(String, Value)>,
     ) -> Self {
+        Self::with_units(vec![tmpl], env, opts, vars)
+    }
+
+    /// An executor for the last of `units`, seeing the `define`s of all.
+    pub fn with_units(
+        units: Vec<&'a Inner>,
+        env: Env<'a>,
+        opts: &'a RenderOptions,
+        vars: Vec<(String, Value)>,
+    ) -> Self {
+        let unit = units.len().saturating_sub(1);
+        let tmpl = units[unit];
         Exec {
             tmpl,
+            units,
+            unit,
             env,
             opts,
             out: String::new(),
@@ -67,6 +88,7 @@ impl<'a> Exec<'a> {
             span,
             template: self.current.clone(),
             msg: msg.into(),
+            unit: self.unit,
         })
     }
 
@@ -193,6 +215,29 @@ impl<'a> Exec<'a> {
                     .collect();
                 len = pairs.len() as u64;
             }
+            Value::List(l) => {
+                pairs = l
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (Value::Int(i as i64), x.clone()))
+                    .collect();
+                len = pairs.len() as u64;
+            }
+            Value::Pairs(p) => {
+                pairs = p
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (Value::Int(i as i64), Value::Pair(Rc::new(x.clone()))))
+                    .collect();
+                len = pairs.len() as u64;
+            }
+            Value::Kv(m) => {
+                pairs = m
+                    .iter()
+                    .map(|(k, x)| (Value::str(k.as_str()), Value::str(x.as_str())))
+                    .collect();
+                len = pairs.len() as u64;
+            }
             Value::Int(n) => {
                 if b.pipe.decl.len() > 1 {
                     return Err(self.err(
@@ -245,11 +290,25 @@ impl<'a> Exec<'a> {
 
     fn walk_template(&mut self, dot: &Value, span: Span, name: &str, pipe: Option<&Pipe>) -> R<()> {
         self.step(span)?;
-        let tmpl = self.tmpl;
-        let body = match tmpl.parsed.defs.get(name) {
-            Some(b) => b,
-            None if name == tmpl.name => &tmpl.parsed.main,
-            None => return Err(self.err(span, format!("template {name:?} not defined"))),
+        let mut found: Option<(usize, &'a [Node])> = None;
+        for (i, &u) in self.units.iter().enumerate().rev() {
+            let u: &'a Inner = u;
+            if let Some(b) = u.parsed.defs.get(name) {
+                found = Some((i, b));
+                break;
+            }
+        }
+        if found.is_none() {
+            for (i, &u) in self.units.iter().enumerate().rev() {
+                let u: &'a Inner = u;
+                if u.name == name {
+                    found = Some((i, &u.parsed.main));
+                    break;
+                }
+            }
+        }
+        let Some((unit, body)) = found else {
+            return Err(self.err(span, format!("template {name:?} not defined")));
         };
         let new_dot = match pipe {
             Some(p) => self.eval_pipeline(dot, p)?,
@@ -259,7 +318,11 @@ impl<'a> Exec<'a> {
         let saved_vars =
             std::mem::replace(&mut self.vars, vec![("$".to_string(), new_dot.clone())]);
         let saved_name = std::mem::replace(&mut self.current, name.to_string());
+        let saved_unit = std::mem::replace(&mut self.unit, unit);
+        let saved_tmpl = std::mem::replace(&mut self.tmpl, self.units[unit]);
         self.walk(&new_dot, body)?;
+        self.tmpl = saved_tmpl;
+        self.unit = saved_unit;
         self.current = saved_name;
         self.vars = saved_vars;
         self.depth -= 1;
@@ -462,7 +525,18 @@ impl<'a> Exec<'a> {
         final_: Option<Value>,
     ) -> R<Value> {
         let has_args = !args.is_empty() || final_.is_some();
-        if matches!(recv, Value::Time(_) | Value::Duration(_)) {
+        let methods = match &recv {
+            Value::Time(_)
+            | Value::Duration(_)
+            | Value::ZTime(..)
+            | Value::Pairs(_)
+            | Value::Pair(_)
+            | Value::List(_) => true,
+            // A KV's methods shadow its keys, as in Go.
+            Value::Kv(_) => funcs::call_method(&recv, name, &[Value::Nil]).is_some(),
+            _ => false,
+        };
+        if methods {
             let mut vals = Vec::with_capacity(args.len() + 1);
             for a in args {
                 vals.push(self.eval_arg(dot, a)?);
@@ -507,10 +581,12 @@ impl<'a> Exec<'a> {
                 },
                 "template.sample",
             ),
-            Value::StrMap(_) | Value::AnyMap(_) if has_args => {
+            Value::StrMap(_) | Value::AnyMap(_) | Value::Kv(_) if has_args => {
                 Err(self.err(span, format!("{name} is not a method but has arguments")))
             }
-            Value::StrMap(m) => Ok(Value::Str(Rc::from(m.get(name).map_or("", String::as_str)))),
+            Value::StrMap(m) | Value::Kv(m) => {
+                Ok(Value::Str(Rc::from(m.get(name).map_or("", String::as_str))))
+            }
             Value::AnyMap(m) => Ok(m.get(name).cloned().unwrap_or(Value::Nil)),
             Value::Nil => Err(self.err(
                 span,

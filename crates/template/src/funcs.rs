@@ -10,7 +10,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::gofmt::{self, format_float};
 use super::gotime;
-use super::value::{SampleV, Value};
+use super::value::{pairs_string, sorted_pairs, SampleV, Value, Zone};
 use super::QueryFn;
 
 /// Every function name a template may call.
@@ -66,9 +66,52 @@ const FUNCTIONS: &[&str] = &[
     "value",
 ];
 
-/// Whether `name` is a function templates can call.
-pub(crate) fn is_function(name: &str) -> bool {
-    FUNCTIONS.contains(&name)
+/// The functions of Alertmanager's notification templates besides Go's
+/// builtins (its `DefaultFuncs`, plus Prometheus's humanizers).
+const AM_FUNCTIONS: &[&str] = &[
+    "date",
+    "humanize",
+    "humanize1024",
+    "humanizeDuration",
+    "humanizePercentage",
+    "join",
+    "match",
+    "now",
+    "reReplaceAll",
+    "safeHtml",
+    "safeUrl",
+    "since",
+    "stringSlice",
+    "title",
+    "toJson",
+    "toLower",
+    "toUpper",
+    "trimSpace",
+    "tz",
+    "urlUnescape",
+];
+
+/// How many of [`FUNCTIONS`] are Go's builtins (they come first).
+const GO_BUILTINS: usize = 19;
+
+/// Which function set (and semantics of shared names) a template uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// Prometheus's rule templates.
+    Prometheus,
+    /// Alertmanager's notification templates: `now` is a time, `title`
+    /// lower-cases the rest of each word.
+    Alertmanager,
+}
+
+/// Whether `name` is a function templates of `dialect` can call.
+pub(crate) fn is_function(name: &str, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Prometheus => FUNCTIONS.contains(&name),
+        Dialect::Alertmanager => {
+            FUNCTIONS[..GO_BUILTINS].contains(&name) || AM_FUNCTIONS.contains(&name)
+        }
+    }
 }
 
 /// At most this many compiled regexes are cached per render.
@@ -84,6 +127,7 @@ pub(crate) struct Env<'a> {
     pub now: f64,
     pub external_url: Rc<str>,
     pub regexes: HashMap<String, Regex>,
+    pub dialect: Dialect,
 }
 
 fn want(name: &str, args: &[Value], n: usize) -> Result<(), String> {
@@ -491,7 +535,12 @@ fn eq(a: &Value, rest: &[Value]) -> Result<bool, String> {
                 (Value::Nil, _) | (_, Value::Nil) => {
                     matches!(a, Value::Nil) && matches!(b, Value::Nil)
                 }
-                (Value::StrMap(_), _) | (Value::AnyMap(_), _) | (Value::Samples(_), _) => {
+                (Value::StrMap(_), _)
+                | (Value::AnyMap(_), _)
+                | (Value::Samples(_), _)
+                | (Value::Kv(_), _)
+                | (Value::Pairs(_), _)
+                | (Value::List(_), _) => {
                     return Err(format!(
                         "non-comparable type {}: {}",
                         gofmt::sprint_one(a),
@@ -586,6 +635,33 @@ fn index(item: &Value, idx: &[Value]) -> Result<Value, String> {
                 };
                 m.get(&**k).cloned().unwrap_or(Value::Nil)
             }
+            Value::List(l) => {
+                let x = index_arg(i, l.len())?;
+                match l.get(x) {
+                    Some(v) => v.clone(),
+                    None => return Err(format!("index out of range: {x}")),
+                }
+            }
+            Value::Pairs(p) => {
+                let x = index_arg(i, p.len())?;
+                match p.get(x) {
+                    Some(v) => Value::Pair(Rc::new(v.clone())),
+                    None => return Err(format!("index out of range: {x}")),
+                }
+            }
+            Value::Kv(m) => {
+                let k = match i {
+                    Value::Str(k) => k,
+                    Value::Nil => return Err("value is nil; should be of type string".into()),
+                    v => {
+                        return Err(format!(
+                            "value has type {}; should be string",
+                            v.type_name()
+                        ))
+                    }
+                };
+                Value::str(m.get(&**k).map_or("", String::as_str))
+            }
             Value::Sample(_) => return Err("can't index item of type template.sample".into()),
             v => return Err(format!("can't index item of type {}", v.type_name())),
         };
@@ -606,6 +682,7 @@ fn slice(item: &Value, idx: &[Value]) -> Result<Value, String> {
             s.len()
         }
         Value::Samples(s) => s.len(),
+        Value::List(l) => l.len(),
         v => return Err(format!("can't slice item of type {}", v.type_name())),
     };
     let mut bounds = [0, len, len];
@@ -629,6 +706,7 @@ fn slice(item: &Value, idx: &[Value]) -> Result<Value, String> {
             Value::str(String::from_utf8_lossy(&s.as_bytes()[bounds[0]..bounds[1]]).into_owned())
         }
         Value::Samples(s) => Value::Samples(Rc::new(s[bounds[0]..bounds[1]].to_vec())),
+        Value::List(l) => Value::List(Rc::new(l[bounds[0]..bounds[1]].to_vec())),
         _ => Value::Nil,
     })
 }
@@ -639,6 +717,9 @@ fn len(v: &Value) -> Result<Value, String> {
         Value::StrMap(m) => m.len(),
         Value::AnyMap(m) => m.len(),
         Value::Samples(s) => s.len(),
+        Value::Kv(m) => m.len(),
+        Value::Pairs(p) => p.len(),
+        Value::List(l) => l.len(),
         Value::Nil => return Err("len of nil pointer".into()),
         Value::Sample(_) => return Err("len of type template.sample".into()),
         v => return Err(format!("len of type {}", v.type_name())),
@@ -682,6 +763,11 @@ pub(crate) fn call(env: &mut Env<'_>, name: &str, args: Vec<Value>) -> Result<Va
         let v = to_float(&a[0]).map_err(|e| calling(name, e))?;
         Ok(Value::str(f(v)))
     };
+    if env.dialect == Dialect::Alertmanager {
+        if let Some(r) = call_alertmanager(env, name, a) {
+            return r;
+        }
+    }
     match name {
         "not" => {
             want(name, a, 1)?;
@@ -921,6 +1007,12 @@ pub(crate) fn call_method(
     name: &str,
     args: &[Value],
 ) -> Option<Result<Value, String>> {
+    if let Some(r) = call_am_method(recv, name, args) {
+        return Some(r);
+    }
+    if let Value::ZTime(ns, z) = recv {
+        return call_zoned_time_method(*ns, z, name, args);
+    }
     let zero = |v: Value| -> Result<Value, String> {
         if args.is_empty() {
             Ok(v)
@@ -963,7 +1055,7 @@ pub(crate) fn call_method(
                 "Nanosecond" => zero(Value::Int(i64::from(c.nanos))),
                 "YearDay" => zero(Value::Int(i64::from(c.yday))),
                 "Weekday" => zero(Value::Int(i64::from(c.weekday))),
-                "IsZero" => zero(Value::Bool(false)),
+                "IsZero" => zero(Value::Bool(*ns == gotime::ZERO_TIME)),
                 _ => return None,
             })
         }
@@ -986,10 +1078,430 @@ pub(crate) fn call_method(
     }
 }
 
+/// The methods of a `time.Time` in a zone: those whose result depends on
+/// the zone; the rest are the UTC time's.
+fn call_zoned_time_method(
+    ns: i64,
+    z: &Rc<Zone>,
+    name: &str,
+    args: &[Value],
+) -> Option<Result<Value, String>> {
+    let zero = |v: Value| -> Result<Value, String> {
+        if args.is_empty() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "wrong number of args for {name}: want 0 got {}",
+                args.len()
+            ))
+        }
+    };
+    let c = gotime::civil_in(ns, z.offset_secs);
+    Some(match name {
+        "Format" => {
+            if args.len() != 1 {
+                return Some(Err(format!(
+                    "wrong number of args for Format: want 1 got {}",
+                    args.len()
+                )));
+            }
+            string_arg(&args[0])
+                .map(|layout| Value::str(gotime::format_in(ns, z.offset_secs, &z.abbr, layout)))
+        }
+        "String" => zero(Value::str(gotime::time_string_in(
+            ns,
+            z.offset_secs,
+            &z.abbr,
+        ))),
+        "UTC" => zero(Value::Time(ns)),
+        "Local" => zero(Value::ZTime(ns, z.clone())),
+        "Year" => zero(Value::Int(c.year)),
+        "Month" => zero(Value::Int(i64::from(c.month))),
+        "Day" => zero(Value::Int(i64::from(c.day))),
+        "Hour" => zero(Value::Int(i64::from(c.hour))),
+        "Minute" => zero(Value::Int(i64::from(c.minute))),
+        "Second" => zero(Value::Int(i64::from(c.second))),
+        "YearDay" => zero(Value::Int(i64::from(c.yday))),
+        "Weekday" => zero(Value::Int(i64::from(c.weekday))),
+        _ => return call_method(&Value::Time(ns), name, args),
+    })
+}
+
 /// Every function name, for the property tests.
 #[cfg(test)]
 pub(crate) fn tests_function_names() -> Vec<&'static str> {
     FUNCTIONS.to_vec()
+}
+
+/// `cases.Title(language.AmericanEnglish)`: upper-cases the first letter of
+/// each word and lower-cases the rest (Alertmanager's `title`).
+pub(crate) fn title_lower(s: &str) -> String {
+    let t = title(s);
+    let mut out = String::with_capacity(t.len());
+    let mut prev: Option<char> = None;
+    let mut prev2: Option<char> = None;
+    for c in t.chars() {
+        let in_word = match prev {
+            None => false,
+            Some(p) if p.is_alphanumeric() || p == '_' => true,
+            Some('\'') | Some('’') => prev2.is_some_and(char::is_alphanumeric),
+            Some(_) => false,
+        };
+        if in_word {
+            out.push(lower_rune(c));
+        } else {
+            out.push(c);
+        }
+        prev2 = prev;
+        prev = Some(c);
+    }
+    out
+}
+
+/// Go's `url.QueryUnescape`.
+fn query_unescape(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).filter(|h| h.len() == 2);
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(v) if hex.is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit())) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    _ => {
+                        let bad: String = s[i..].chars().take(3).collect();
+                        return Err(format!("invalid URL escape {}", gofmt::quote(&bad, false)));
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A list of strings as `[]string` arguments take it.
+fn string_list(name: &str, v: &Value) -> Result<Vec<String>, String> {
+    match v {
+        Value::List(l) => l
+            .iter()
+            .map(|x| match x {
+                Value::Str(s) => Ok(s.to_string()),
+                other => Err(calling(name, wrong_type("string", other))),
+            })
+            .collect(),
+        Value::Nil => Ok(Vec::new()),
+        other => Err(format!(
+            "wrong type for value; expected []string; got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// A time argument: Unix nanoseconds and its zone (`None`: UTC).
+fn time_arg(v: &Value) -> Result<(i64, Option<Rc<Zone>>), String> {
+    match v {
+        Value::Time(ns) => Ok((*ns, None)),
+        Value::ZTime(ns, z) => Ok((*ns, Some(z.clone()))),
+        v => Err(wrong_type("time.Time", v)),
+    }
+}
+
+/// Go's `encoding/json` string encoding (with its HTML-safe escapes).
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `json.Marshal` of a template value.
+fn to_json(v: &Value, out: &mut String, depth: usize) -> Result<(), String> {
+    if depth > 100 {
+        return Err("json: value nested too deeply".into());
+    }
+    match v {
+        Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    gofmt::sprint_one(&Value::Float(*f))
+                ));
+            }
+            let a = f.abs();
+            if a != 0.0 && !(1e-6..1e21).contains(&a) {
+                let e = format_float(*f, 'e', None);
+                // Go writes e-07, not e-07's two-digit form... it trims "e-0" to "e-".
+                out.push_str(&e.replace("e-0", "e-").replace("e+0", "e+"));
+            } else {
+                out.push_str(&format_float(*f, 'f', None));
+            }
+        }
+        Value::Str(s) => json_string(s, out),
+        Value::Time(ns) => {
+            json_string(&gotime::format(*ns, RFC3339_NANO), out);
+        }
+        Value::ZTime(ns, z) => {
+            json_string(
+                &gotime::format_in(*ns, z.offset_secs, &z.abbr, RFC3339_NANO),
+                out,
+            );
+        }
+        Value::Duration(ns) => out.push_str(&ns.to_string()),
+        Value::StrMap(m) | Value::Kv(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(k, out);
+                out.push(':');
+                json_string(x, out);
+            }
+            out.push('}');
+        }
+        Value::AnyMap(m) => {
+            out.push('{');
+            for (i, (k, x)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                json_string(k, out);
+                out.push(':');
+                to_json(x, out, depth + 1)?;
+            }
+            out.push('}');
+        }
+        Value::List(l) => {
+            out.push('[');
+            for (i, x) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                to_json(x, out, depth + 1)?;
+            }
+            out.push(']');
+        }
+        Value::Pairs(p) => {
+            out.push('[');
+            for (i, (k, x)) in p.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"Name\":");
+                json_string(k, out);
+                out.push_str(",\"Value\":");
+                json_string(x, out);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Pair(p) => {
+            out.push_str("{\"Name\":");
+            json_string(&p.0, out);
+            out.push_str(",\"Value\":");
+            json_string(&p.1, out);
+            out.push('}');
+        }
+        Value::Sample(_) | Value::Samples(_) | Value::Root(_) => {
+            return Err(format!("json: unsupported type: {}", v.type_name()))
+        }
+    }
+    Ok(())
+}
+
+const RFC3339_NANO: &str = "2006-01-02T15:04:05.999999999Z07:00";
+
+/// The functions whose Alertmanager meaning differs from Prometheus's or
+/// that only Alertmanager has; `None` for the shared ones.
+fn call_alertmanager(env: &mut Env<'_>, name: &str, a: &[Value]) -> Option<Result<Value, String>> {
+    let str1 = |f: &dyn Fn(&str) -> String| -> Result<Value, String> {
+        want(name, a, 1)?;
+        Ok(Value::str(f(string_arg(&a[0])?)))
+    };
+    let now_ns = || -> i64 {
+        let ns = env.now * 1e9;
+        if ns.is_finite() && ns < i64::MAX as f64 && ns > i64::MIN as f64 {
+            ns as i64
+        } else {
+            0
+        }
+    };
+    Some(match name {
+        "title" => str1(&title_lower),
+        "trimSpace" => str1(&|s| s.trim().to_string()),
+        "safeUrl" => str1(&|s| s.to_string()),
+        "urlUnescape" => (|| {
+            want(name, a, 1)?;
+            query_unescape(string_arg(&a[0])?)
+                .map(Value::str)
+                .map_err(|e| calling(name, e))
+        })(),
+        "join" => (|| {
+            want(name, a, 2)?;
+            let sep = string_arg(&a[0])?;
+            Ok(Value::str(string_list(name, &a[1])?.join(sep)))
+        })(),
+        "stringSlice" => (|| {
+            let mut out = Vec::with_capacity(a.len());
+            for v in a {
+                out.push(Value::str(string_arg(v)?));
+            }
+            Ok(Value::List(Rc::new(out)))
+        })(),
+        "date" => (|| {
+            want(name, a, 2)?;
+            let layout = string_arg(&a[0])?;
+            let (ns, z) = time_arg(&a[1])?;
+            Ok(Value::str(match z {
+                Some(z) => gotime::format_in(ns, z.offset_secs, &z.abbr, layout),
+                None => gotime::format(ns, layout),
+            }))
+        })(),
+        "tz" => (|| {
+            want(name, a, 2)?;
+            let zone = string_arg(&a[0])?;
+            let (ns, _) = time_arg(&a[1])?;
+            match super::tzdata::zone_at(zone, ns) {
+                Ok(None) => Ok(Value::Time(ns)),
+                Ok(Some(z)) => Ok(Value::ZTime(ns, Rc::new(z))),
+                Err(e) => Err(calling(name, e)),
+            }
+        })(),
+        "now" => (|| {
+            want(name, a, 0)?;
+            Ok(Value::Time(now_ns()))
+        })(),
+        "since" => (|| {
+            want(name, a, 1)?;
+            let (ns, _) = time_arg(&a[0])?;
+            let (secs, nanos) = gotime::split(ns);
+            let then = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+            let d = i128::from(now_ns()) - then;
+            Ok(Value::Duration(
+                d.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+            ))
+        })(),
+        "toJson" => (|| {
+            want(name, a, 1)?;
+            let mut out = String::new();
+            to_json(&a[0], &mut out, 0).map_err(|e| calling(name, e))?;
+            Ok(Value::str(out))
+        })(),
+        _ => return None,
+    })
+}
+
+/// The methods of Alertmanager's template types (`KV`, `Pairs`, `Pair`,
+/// `Alerts`) and of zoned times; `None` when the receiver has no such
+/// method.
+fn call_am_method(recv: &Value, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+    let zero = |v: Value| -> Result<Value, String> {
+        if args.is_empty() {
+            Ok(v)
+        } else {
+            Err(format!(
+                "wrong number of args for {name}: want 0 got {}",
+                args.len()
+            ))
+        }
+    };
+    let pairs_names = |p: &[(String, String)], values: bool| {
+        Value::List(Rc::new(
+            p.iter()
+                .map(|(k, v)| Value::str(if values { v.as_str() } else { k.as_str() }))
+                .collect(),
+        ))
+    };
+    match recv {
+        Value::Kv(m) => Some(match name {
+            "SortedPairs" => zero(Value::Pairs(Rc::new(sorted_pairs(m)))),
+            "Names" => zero(pairs_names(&sorted_pairs(m), false)),
+            "Values" => zero(pairs_names(&sorted_pairs(m), true)),
+            "String" => zero(Value::str(pairs_string(&sorted_pairs(m)))),
+            "Remove" => {
+                if args.len() != 1 {
+                    return Some(Err(format!(
+                        "wrong number of args for Remove: want 1 got {}",
+                        args.len()
+                    )));
+                }
+                match string_list("Remove", &args[0]) {
+                    Ok(keys) => {
+                        let mut out = (**m).clone();
+                        for k in keys {
+                            out.remove(&k);
+                        }
+                        Ok(Value::Kv(Rc::new(out)))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            _ => return None,
+        }),
+        Value::Pairs(p) => Some(match name {
+            "Names" => zero(pairs_names(p, false)),
+            "Values" => zero(pairs_names(p, true)),
+            "String" => zero(Value::str(pairs_string(p))),
+            _ => return None,
+        }),
+        Value::Pair(p) => Some(match name {
+            "Name" => zero(Value::str(p.0.as_str())),
+            "Value" => zero(Value::str(p.1.as_str())),
+            _ => return None,
+        }),
+        Value::List(l) => Some(match name {
+            "Firing" | "Resolved" => {
+                let want_status = if name == "Firing" {
+                    "firing"
+                } else {
+                    "resolved"
+                };
+                zero(Value::List(Rc::new(
+                    l.iter()
+                        .filter(|x| match x {
+                            Value::AnyMap(m) => matches!(
+                                m.get("Status"),
+                                Some(Value::Str(s)) if &**s == want_status
+                            ),
+                            _ => false,
+                        })
+                        .cloned()
+                        .collect(),
+                )))
+            }
+            _ => return None,
+        }),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

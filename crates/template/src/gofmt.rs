@@ -362,7 +362,33 @@ fn fmt_value(v: &Value, verb: char, spec: &Spec, depth: usize) -> Option<String>
             _ => None,
         },
         Value::Str(s) => fmt_str(s, verb, spec),
-        Value::Time(_) | Value::Duration(_) => None,
+        Value::Time(_) | Value::Duration(_) | Value::ZTime(..) => None,
+        Value::Kv(_) | Value::Pairs(_) => None,
+        Value::Pair(p) => {
+            let plain = Spec::default();
+            let (n, v) = (fmt_str(&p.0, verb, &plain)?, fmt_str(&p.1, verb, &plain)?);
+            Some(spec.pad(
+                &if spec.plus {
+                    format!("{{Name:{n} Value:{v}}}")
+                } else {
+                    format!("{{{n} {v}}}")
+                },
+                false,
+            ))
+        }
+        Value::List(l) => {
+            let plain = Spec::default();
+            if depth > 100 {
+                return Some("[...]".to_string());
+            }
+            let mut parts = Vec::with_capacity(l.len());
+            for x in l.iter() {
+                parts.push(
+                    fmt_value(x, verb, &plain, depth + 1).unwrap_or_else(|| bad_verb(x, verb)),
+                );
+            }
+            Some(spec.pad(&format!("[{}]", parts.join(" ")), false))
+        }
         Value::StrMap(m) => {
             let plain = Spec::default();
             let mut parts = Vec::with_capacity(m.len());

@@ -45,8 +45,19 @@ pub(crate) struct Civil {
     pub yday: u32,
 }
 
+/// Go's zero `time.Time` (January 1, year 1, UTC), which Unix nanoseconds
+/// cannot hold: represented by `i64::MIN`. Alertmanager gives firing alerts
+/// this `EndsAt`.
+pub(crate) const ZERO_TIME: i64 = i64::MIN;
+
+/// The Unix seconds of Go's zero time.
+const ZERO_TIME_SECS: i64 = -62_135_596_800;
+
 /// Splits Unix nanoseconds into seconds and a non-negative nanosecond part.
 pub(crate) fn split(ns: i64) -> (i64, u32) {
+    if ns == ZERO_TIME {
+        return (ZERO_TIME_SECS, 0);
+    }
     (ns.div_euclid(NS_PER_SEC), ns.rem_euclid(NS_PER_SEC) as u32)
 }
 
@@ -61,7 +72,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 pub(crate) fn civil(ns: i64) -> Civil {
+    civil_in(ns, 0)
+}
+
+/// The broken-down time at `offset_secs` east of UTC.
+pub(crate) fn civil_in(ns: i64, offset_secs: i32) -> Civil {
     let (secs, nanos) = split(ns);
+    let secs = secs.saturating_add(i64::from(offset_secs));
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     // Howard Hinnant's civil_from_days.
@@ -91,6 +108,16 @@ pub(crate) fn civil(ns: i64) -> Civil {
 /// `time.Time.String()` for a UTC time: `2006-01-02 15:04:05.999999999 +0000 UTC`.
 pub(crate) fn time_string(ns: i64) -> String {
     format(ns, "2006-01-02 15:04:05.999999999 -0700 MST")
+}
+
+/// `time.Time.String()` in a zone.
+pub(crate) fn time_string_in(ns: i64, offset_secs: i32, abbr: &str) -> String {
+    format_in(
+        ns,
+        offset_secs,
+        abbr,
+        "2006-01-02 15:04:05.999999999 -0700 MST",
+    )
 }
 
 /// `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.
@@ -145,7 +172,20 @@ fn frac(v: u64, prec: u32) -> String {
 
 /// `time.Time.Format(layout)` for a UTC time.
 pub(crate) fn format(ns: i64, layout: &str) -> String {
-    let c = civil(ns);
+    format_in(ns, 0, "UTC", layout)
+}
+
+/// `time.Time.Format(layout)` for a time in a zone `offset_secs` east of
+/// UTC, abbreviated `abbr`.
+pub(crate) fn format_in(ns: i64, offset_secs: i32, abbr: &str, layout: &str) -> String {
+    let c = civil_in(ns, offset_secs);
+    let off = offset_secs;
+    let (sign, oh, om, os) = (
+        if off < 0 { '-' } else { '+' },
+        off.unsigned_abs() / 3600,
+        off.unsigned_abs() / 60 % 60,
+        off.unsigned_abs() % 60,
+    );
     let hour12 = match c.hour % 12 {
         0 => 12,
         h => h,
@@ -166,7 +206,7 @@ pub(crate) fn format(ns: i64, layout: &str) -> String {
         } else if take("Mon") {
             (DAYS[c.weekday as usize][..3].to_string(), 3)
         } else if take("MST") {
-            ("UTC".to_string(), 3)
+            (abbr.to_string(), 3)
         } else if take("2006") {
             (format!("{:04}", c.year), 4)
         } else if take("002") {
@@ -209,19 +249,30 @@ pub(crate) fn format(ns: i64, layout: &str) -> String {
             .map(|z| z.len())
         {
             let s = match n {
-                9 => "+00:00:00",
-                7 => "+000000",
-                6 => "+00:00",
-                5 => "+0000",
-                _ => "+00",
+                9 => format!("{sign}{oh:02}:{om:02}:{os:02}"),
+                7 => format!("{sign}{oh:02}{om:02}{os:02}"),
+                6 => format!("{sign}{oh:02}:{om:02}"),
+                5 => format!("{sign}{oh:02}{om:02}"),
+                _ => format!("{sign}{oh:02}"),
             };
-            (s.to_string(), n)
+            (s, n)
         } else if let Some(n) = ["Z07:00:00", "Z070000", "Z07:00", "Z0700", "Z07"]
             .iter()
             .find(|z| take(z))
             .map(|z| z.len())
         {
-            ("Z".to_string(), n)
+            if off == 0 {
+                ("Z".to_string(), n)
+            } else {
+                let s = match n {
+                    9 => format!("{sign}{oh:02}:{om:02}:{os:02}"),
+                    7 => format!("{sign}{oh:02}{om:02}{os:02}"),
+                    6 => format!("{sign}{oh:02}:{om:02}"),
+                    5 => format!("{sign}{oh:02}{om:02}"),
+                    _ => format!("{sign}{oh:02}"),
+                };
+                (s, n)
+            }
         } else if (b[i] == b'.' || b[i] == b',')
             && i + 1 < b.len()
             && (b[i + 1] == b'0' || b[i + 1] == b'9')

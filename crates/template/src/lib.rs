@@ -39,9 +39,15 @@ mod funcs;
 mod gofmt;
 mod gotime;
 mod lexer;
+mod notification;
 mod parse;
+mod tzdata;
 mod value;
 
+pub use notification::{Data, LoadError, TemplateSet, DEFAULT_TEMPLATES};
+
+#[cfg(test)]
+mod notification_tests;
 #[cfg(test)]
 mod tests;
 
@@ -240,18 +246,8 @@ impl Template {
 
     fn parse_inner(name: &str, text: &str, alert: bool) -> Result<Template, TemplateError> {
         let predeclared: &[&str] = if alert { &ALERT_VARS } else { &[] };
-        let parsed = parse::parse(text, predeclared).map_err(|e| {
-            let (line, column) = line_col(text, e.pos);
-            TemplateError {
-                kind: ErrorKind::Parse,
-                name: name.to_string(),
-                executing: name.to_string(),
-                line,
-                column,
-                context: String::new(),
-                reason: e.msg,
-            }
-        })?;
+        let parsed = parse::parse(text, predeclared, funcs::Dialect::Prometheus)
+            .map_err(|e| parse_error(name, text, e))?;
         Ok(Template {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -313,29 +309,50 @@ impl Template {
             now,
             external_url: root.external_url.clone(),
             regexes: HashMap::new(),
+            dialect: funcs::Dialect::Prometheus,
         };
         let mut ex = exec::Exec::new(inner, env, opts, vars);
         match ex.run(&dot) {
             Ok(()) => Ok(std::mem::take(&mut ex.out)),
-            Err(e) => {
-                let (line, column) = line_col(&inner.source, e.span.start);
-                let text = inner.source.get(e.span.start..e.span.end).unwrap_or("");
-                let context = if text.chars().count() > 20 {
-                    format!("{}...", text.chars().take(20).collect::<String>())
-                } else {
-                    text.to_string()
-                };
-                Err(TemplateError {
-                    kind: ErrorKind::Exec,
-                    name: inner.name.clone(),
-                    executing: e.template,
-                    line,
-                    column,
-                    context,
-                    reason: e.msg,
-                })
-            }
+            Err(e) => Err(exec_error(&ex.units, *e)),
         }
+    }
+}
+
+pub(crate) fn parse_error(name: &str, text: &str, e: ParseErr) -> TemplateError {
+    let (line, column) = line_col(text, e.pos);
+    TemplateError {
+        kind: ErrorKind::Parse,
+        name: name.to_string(),
+        executing: name.to_string(),
+        line,
+        column,
+        context: String::new(),
+        reason: e.msg,
+    }
+}
+
+/// Places an execution error in the text it happened in.
+pub(crate) fn exec_error(units: &[&Inner], e: exec::ExecErr) -> TemplateError {
+    let (name, source) = match units.get(e.unit) {
+        Some(u) => (u.name.as_str(), u.source.as_str()),
+        None => ("", ""),
+    };
+    let (line, column) = line_col(source, e.span.start);
+    let text = source.get(e.span.start..e.span.end).unwrap_or("");
+    let context = if text.chars().count() > 20 {
+        format!("{}...", text.chars().take(20).collect::<String>())
+    } else {
+        text.to_string()
+    };
+    TemplateError {
+        kind: ErrorKind::Exec,
+        name: name.to_string(),
+        executing: e.template,
+        line,
+        column,
+        context,
+        reason: e.msg,
     }
 }
 

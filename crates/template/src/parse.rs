@@ -109,7 +109,11 @@ pub(crate) struct Parsed {
 }
 
 /// Parses `src`; `predeclared` names variables visible at top level besides `$`.
-pub(crate) fn parse(src: &str, predeclared: &[&str]) -> Result<Parsed, ParseErr> {
+pub(crate) fn parse(
+    src: &str,
+    predeclared: &[&str],
+    dialect: funcs::Dialect,
+) -> Result<Parsed, ParseErr> {
     let toks = lex(src)?;
     let mut vars = vec!["$".to_string()];
     vars.extend(predeclared.iter().map(|s| s.to_string()));
@@ -120,6 +124,7 @@ pub(crate) fn parse(src: &str, predeclared: &[&str]) -> Result<Parsed, ParseErr>
         range_depth: 0,
         nesting: 0,
         defs: BTreeMap::new(),
+        dialect,
     };
     let (main, stop) = p.list(true)?;
     if let Some((kw, pos)) = stop {
@@ -237,6 +242,7 @@ struct Parser {
     range_depth: usize,
     nesting: usize,
     defs: BTreeMap<String, Vec<Node>>,
+    dialect: funcs::Dialect,
 }
 
 type Stop = Option<(Kw, usize)>;
@@ -682,7 +688,7 @@ impl Parser {
         };
         let arg = match t.tok {
             Tok::Ident(name) => {
-                if !funcs::is_function(&name) {
+                if !funcs::is_function(&name, self.dialect) {
                     return self.err(t.pos, format!("function {name:?} not defined"));
                 }
                 Arg::Func(span, name)
@@ -746,7 +752,7 @@ mod tests {
     use super::*;
 
     fn perr(src: &str) -> String {
-        parse(src, &[]).unwrap_err().msg
+        parse(src, &[], funcs::Dialect::Prometheus).unwrap_err().msg
     }
 
     #[test]
@@ -799,11 +805,17 @@ mod tests {
             "undefined variable \"$x\""
         );
         // ...but visible in its else branch when declared in the condition.
-        parse("{{ if $x := 1 }}{{ else }}{{ $x }}{{ end }}", &[]).unwrap();
+        parse(
+            "{{ if $x := 1 }}{{ else }}{{ $x }}{{ end }}",
+            &[],
+            funcs::Dialect::Prometheus,
+        )
+        .unwrap();
         // Range declarations.
         parse(
             "{{ range $i, $e := . }}{{ $i }}{{ $e }}{{ break }}{{ end }}",
             &[],
+            funcs::Dialect::Prometheus,
         )
         .unwrap();
         // Variables inside define start fresh.
@@ -812,7 +824,12 @@ mod tests {
             "undefined variable \"$x\""
         );
         // Predeclared variables.
-        parse("{{ $labels.instance }}", &["$labels"]).unwrap();
+        parse(
+            "{{ $labels.instance }}",
+            &["$labels"],
+            funcs::Dialect::Prometheus,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -820,6 +837,6 @@ mod tests {
         let deep = format!("{{{{ {}1{} }}}}", "(".repeat(60), ")".repeat(60));
         assert!(perr(&deep).contains("nests deeper"));
         let ok = format!("{{{{ {}1{} }}}}", "(".repeat(40), ")".repeat(40));
-        parse(&ok, &[]).unwrap();
+        parse(&ok, &[], funcs::Dialect::Prometheus).unwrap();
     }
 }

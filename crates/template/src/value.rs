@@ -46,6 +46,25 @@ pub(crate) enum Value {
     Duration(i64),
     /// The alert template data struct.
     Root(Rc<RootV>),
+    /// Alertmanager's `template.KV`: a `map[string]string` with the
+    /// methods `SortedPairs`, `Remove`, `Names`, `Values` and `String`.
+    Kv(Rc<BTreeMap<String, String>>),
+    /// Alertmanager's `template.Pairs` (`Names`, `Values`, `String`).
+    Pairs(Rc<Vec<(String, String)>>),
+    /// Alertmanager's `template.Pair` (`.Name`, `.Value`).
+    Pair(Rc<(String, String)>),
+    /// A slice (`[]interface {}`); alert lists have `Firing` and `Resolved`.
+    List(Rc<Vec<Value>>),
+    /// A `time.Time` in a time zone other than UTC: Unix nanoseconds and
+    /// the zone in force at that instant.
+    ZTime(i64, Rc<Zone>),
+}
+
+/// A time zone at one instant: its offset east of UTC and abbreviation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Zone {
+    pub offset_secs: i32,
+    pub abbr: String,
 }
 
 pub(crate) const ROOT_TYPE: &str =
@@ -71,6 +90,17 @@ impl Value {
             Value::Time(_) => "*time.Time",
             Value::Duration(_) => "*time.Duration",
             Value::Root(_) => ROOT_TYPE,
+            Value::Kv(_) => "template.KV",
+            Value::Pairs(_) => "template.Pairs",
+            Value::Pair(_) => "template.Pair",
+            Value::List(v) => {
+                if !v.is_empty() && v.iter().all(|x| matches!(x, Value::Str(_))) {
+                    "[]string"
+                } else {
+                    "[]interface {}"
+                }
+            }
+            Value::ZTime(..) => "time.Time",
         }
     }
 
@@ -85,8 +115,16 @@ impl Value {
             Value::StrMap(m) => !m.is_empty(),
             Value::AnyMap(m) => !m.is_empty(),
             Value::Samples(v) => !v.is_empty(),
+            Value::Kv(m) => !m.is_empty(),
+            Value::Pairs(v) => !v.is_empty(),
+            Value::List(v) => !v.is_empty(),
             // Non-nil pointers and structs are true.
-            Value::Sample(_) | Value::Time(_) | Value::Duration(_) | Value::Root(_) => true,
+            Value::Sample(_)
+            | Value::Time(_)
+            | Value::Duration(_)
+            | Value::Root(_)
+            | Value::Pair(_)
+            | Value::ZTime(..) => true,
         }
     }
 
@@ -95,6 +133,9 @@ impl Value {
         match self {
             Value::Time(ns) => Some(gotime::time_string(*ns)),
             Value::Duration(ns) => Some(gotime::duration_string(*ns)),
+            Value::ZTime(ns, z) => Some(gotime::time_string_in(*ns, z.offset_secs, &z.abbr)),
+            Value::Kv(m) => Some(pairs_string(&sorted_pairs(m))),
+            Value::Pairs(p) => Some(pairs_string(p)),
             _ => None,
         }
     }
@@ -107,4 +148,32 @@ pub(crate) fn labels_map(l: &vigil_model::Labels) -> Rc<BTreeMap<String, String>
             .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect(),
     )
+}
+
+/// `KV.SortedPairs`: by name, with `alertname` first.
+pub(crate) fn sorted_pairs(m: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    let mut out = Vec::with_capacity(m.len());
+    if let Some(v) = m.get("alertname") {
+        out.push(("alertname".to_string(), v.clone()));
+    }
+    out.extend(
+        m.iter()
+            .filter(|(k, _)| k.as_str() != "alertname")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    out
+}
+
+/// `Pairs.String`: `a=1, b=2`.
+pub(crate) fn pairs_string(p: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in p.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
 }
