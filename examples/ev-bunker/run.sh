@@ -45,7 +45,7 @@ PIDS+=($!)
 sed -e "s|@APP_PORT@|$APP_PORT|g; s|@NODE_PORT@|$NODE_PORT|g; s|@PGX_PORT@|$PGX_PORT|g" \
     -e "s|@REDISX_PORT@|$REDISX_PORT|g; s|@VIGIL_PORT@|$VIGIL_PORT|g; s|@RULES_DIR@|$HERE/rules|g" \
     "$HERE/vigil.yml.in" > "$EVB_DIR/vigil.yml"
-"$BIN/vigil" check config "$EVB_DIR/vigil.yml" >/dev/null
+"$BIN/vigil" check config "$EVB_DIR/vigil.yml" >"$EVB_DIR/check.log" || { cat "$EVB_DIR/check.log" >&2; exit 1; }
 "$BIN/vigil" --config.file "$EVB_DIR/vigil.yml" --storage.tsdb.path "$EVB_DIR/vigil-data" \
     --web.listen-address "127.0.0.1:$VIGIL_PORT" --web.enable-lifecycle >"$EVB_DIR/vigil.log" 2>&1 &
 PIDS+=($!)
