@@ -200,7 +200,12 @@ impl Notifier {
              vigil_notifications_alertmanagers_discovered {}",
             stats.len()
         );
-        type Family = (&'static str, &'static str, &'static str, fn(&AmStats) -> String);
+        type Family = (
+            &'static str,
+            &'static str,
+            &'static str,
+            fn(&AmStats) -> String,
+        );
         let families: [Family; 4] = [
             (
                 "vigil_notifications_sent_total",
