@@ -14,7 +14,29 @@
 //! explicit, so everything runs under tests with a fake clock.
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod dispatch;
+pub mod escalation;
+pub mod history;
+pub mod inhibit;
+pub mod matcher;
+pub mod nflog;
+pub mod notifier;
 pub mod receivers;
+pub mod route;
+pub mod silence;
+pub mod state;
+pub mod timeinterval;
 pub mod types;
 
+pub use config::{Config, ConfigError, GlobalConfig, PromDuration};
+pub use dispatch::{AlertFilter, AlertStatus, CoreOptions, GroupStatus, ReceiveError};
+pub use escalation::{Ack, AckError, AckRequest, AckTarget, EscalationState, ACK_PATH_PREFIX};
+pub use history::{HistoryEvent, HistoryKind, HistoryQuery};
+pub use matcher::{parse_matchers, MatchType, Matcher, Matchers};
+pub use notifier::{
+    Clock, FakeClock, IntegrationFactory, Notifier, NotifierError, NotifierOptions, SystemClock,
+    TickReport,
+};
+pub use silence::{Silence, SilenceError, SilenceRequest, SilenceState};
 pub use types::{Alert, Integration, NotificationData, NotifyError};
