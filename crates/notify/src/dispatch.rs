@@ -451,8 +451,9 @@ impl Core {
                 let key = self.cfg.tree.group_key(route, &glabels);
                 let wait = self.route_opts(route).group_wait;
                 let g = self.groups.entry(key.clone()).or_insert_with(|| {
-                    let (next_flush, has_flushed) =
-                        schedules.remove(&key).unwrap_or((now + wait, false));
+                    let (next_flush, has_flushed) = schedules
+                        .remove(&key)
+                        .unwrap_or((now.saturating_add(wait), false));
                     Group {
                         route,
                         labels: glabels,

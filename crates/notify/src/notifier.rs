@@ -97,10 +97,13 @@ impl Clock for FakeClock {
     }
 }
 
-/// Builds the integrations of a receiver; [`crate::receivers::build`] by
-/// default, a recording fake in tests.
-pub type IntegrationFactory =
-    Arc<dyn Fn(&ReceiverConfig) -> Result<Vec<Box<dyn Integration>>, String> + Send + Sync>;
+/// Builds the integrations of a receiver, given the whole configuration
+/// (for `global` defaults and `templates`). [`Notifier::new`] uses
+/// [`crate::receivers::build`]; the server can pass one that also applies
+/// `global`; tests pass a recording fake.
+pub type IntegrationFactory = Arc<
+    dyn Fn(&Config, &ReceiverConfig) -> Result<Vec<Box<dyn Integration>>, String> + Send + Sync,
+>;
 
 /// Settings of a [`Notifier`].
 #[derive(Debug, Clone)]
@@ -203,7 +206,7 @@ fn build_integrations(
     let mut map = BTreeMap::new();
     let mut info = BTreeMap::new();
     for rc in &config.receivers {
-        let list = factory(rc).map_err(|message| ConfigError::Receiver {
+        let list = factory(config, rc).map_err(|message| ConfigError::Receiver {
             receiver: rc.name.clone(),
             message,
         })?;
@@ -235,7 +238,7 @@ impl Notifier {
             state_dir,
             clock,
             NotifierOptions::default(),
-            Arc::new(crate::receivers::build),
+            Arc::new(|_: &Config, rc: &ReceiverConfig| crate::receivers::build(rc)),
         )
     }
 
@@ -279,7 +282,9 @@ impl Notifier {
     }
 
     /// Replaces the configuration, keeping all state. On error the old
-    /// configuration stays.
+    /// configuration stays. Building integrations may read files (CA
+    /// certificates, templates): call this (and the constructors) off the
+    /// async workers, e.g. in `spawn_blocking`.
     pub fn apply_config(&self, config: Config) -> Result<(), NotifierError> {
         let compiled = Compiled::new(config)?;
         let (integrations, info) = build_integrations(&self.factory, &compiled.config)?;
@@ -609,7 +614,10 @@ async fn send_with_retries(
                     return Err(e.message);
                 }
                 clock.sleep(delay).await;
-                delay = (delay * 2).min(opts.backoff_max);
+                delay = delay
+                    .checked_mul(2)
+                    .unwrap_or(opts.backoff_max)
+                    .min(opts.backoff_max);
             }
         }
     }

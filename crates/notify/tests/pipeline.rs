@@ -98,7 +98,7 @@ impl Harness {
 
     fn factory(&self) -> IntegrationFactory {
         let rec = self.rec.clone();
-        Arc::new(move |rc: &receivers::ReceiverConfig| {
+        Arc::new(move |_: &Config, rc: &receivers::ReceiverConfig| {
             let i: Box<dyn Integration> = Box::new(Fake {
                 rec: rec.clone(),
                 send_resolved: rc.name.ends_with("-resolved"),
@@ -663,4 +663,60 @@ fn receive_validates_and_defaults() {
         ..HistoryQuery::default()
     });
     assert!(matches!(hist[0].kind, HistoryKind::Fired { .. }));
+}
+
+/// Extreme and odd API input is refused or handled, never a panic.
+#[test]
+fn extreme_input_does_not_panic() {
+    let h = Harness::new(ESCALATING);
+    let times = [i64::MIN, -1, 0, 1, T0, i64::MAX - 1, i64::MAX];
+    let mut alerts = Vec::new();
+    for (i, s) in times.iter().enumerate() {
+        for e in times {
+            alerts.push(Alert {
+                labels: Labels::from_pairs([
+                    ("alertname", format!("X{i}")),
+                    ("severity", "critical".to_string()),
+                    ("\u{1F600}", "\"\n\\".to_string()),
+                ]),
+                annotations: BTreeMap::from([("a".to_string(), "\u{0}".to_string())]),
+                starts_at: *s,
+                ends_at: e,
+                generator_url: String::new(),
+                updated_at: i64::MIN,
+            });
+        }
+    }
+    let _ = h.n().receive(alerts);
+    for t in [0, 30 * S, H, 1000 * H] {
+        h.at(t);
+    }
+    for t in times {
+        h.clock.set(t);
+        let _ = h.n().alerts(&AlertFilter::default());
+        let _ = h.n().groups(&AlertFilter::default());
+        let _ = h.rt.block_on(h.n().tick(t));
+        let _ = h.n().next_due();
+        let _ = h.n().add_silence(SilenceRequest {
+            id: None,
+            matchers: parse_matchers("a=b").unwrap(),
+            starts_at: t,
+            ends_at: i64::MAX,
+            created_by: String::new(),
+            comment: String::new(),
+        });
+        let _ = h.n().ack(AckRequest {
+            target: AckTarget::Alert(0),
+            by: "x".into(),
+            comment: String::new(),
+            expires_at: Some(t),
+        });
+        let _ = h.n().ack_with_token("", "", String::new(), String::new());
+        let _ = h.n().history(&HistoryQuery {
+            limit: usize::MAX,
+            ..HistoryQuery::default()
+        });
+    }
+    let mut m = String::new();
+    h.n().write_metrics(&mut m);
 }

@@ -416,6 +416,17 @@ impl<'a> Evaluator<'a> {
         self.select_with(&matchers, mint, maxt)
     }
 
+    /// Selects series and reads their newest sample in `[mint, maxt]`.
+    fn select_last(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> EResult<Vec<RawSeries>> {
+        let matchers = Self::matchers(vs)?;
+        self.select_points(&matchers, mint, maxt, true)
+    }
+
     /// Selects the series matching `matchers` and reads their samples in
     /// `[mint, maxt]`.
     pub(crate) fn select_with(
@@ -423,6 +434,19 @@ impl<'a> Evaluator<'a> {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
+    ) -> EResult<Vec<RawSeries>> {
+        self.select_points(matchers, mint, maxt, false)
+    }
+
+    /// As [`Self::select_with`]; with `last_only`, each series keeps only
+    /// its newest sample in `[mint, maxt]` (all an instant vector selector
+    /// evaluated at one time looks at).
+    fn select_points(
+        &mut self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
     ) -> EResult<Vec<RawSeries>> {
         let started = Instant::now();
         let q = self.storage.querier(mint, maxt)?;
@@ -436,13 +460,26 @@ impl<'a> Evaluator<'a> {
             let mut it = s.iter();
             let mut points = Vec::new();
             let mut ty = it.seek(mint);
-            while ty == ValueType::Float {
-                let (t, v) = it.at();
-                if t > maxt {
-                    break;
+            if last_only {
+                let mut last = None;
+                while ty == ValueType::Float {
+                    let (t, v) = it.at();
+                    if t > maxt {
+                        break;
+                    }
+                    last = Some(Point { t, v });
+                    ty = it.next();
                 }
-                points.push(Point { t, v });
-                ty = it.next();
+                points.extend(last);
+            } else {
+                while ty == ValueType::Float {
+                    let (t, v) = it.at();
+                    if t > maxt {
+                        break;
+                    }
+                    points.push(Point { t, v });
+                    ty = it.next();
+                }
             }
             if let Some(e) = it.err() {
                 return Err(e.into());
@@ -474,7 +511,13 @@ impl<'a> Evaluator<'a> {
         let lookback = self.opts.lookback_delta;
         let min_ref = refs.iter().copied().min().unwrap_or(0);
         let max_ref = refs.iter().copied().max().unwrap_or(0);
-        let raw = self.select(vs, min_ref - lookback + 1, max_ref)?;
+        // At a single reference time (an instant query, or `@`), only each
+        // series' newest sample up to it matters.
+        let raw = if min_ref == max_ref {
+            self.select_last(vs, min_ref - lookback + 1, max_ref)?
+        } else {
+            self.select(vs, min_ref - lookback + 1, max_ref)?
+        };
         let raw_count: usize = raw.iter().map(|s| s.points.len()).sum();
         let mut out = Vec::with_capacity(raw.len());
         let mut produced = 0usize;

@@ -206,11 +206,6 @@ pub(crate) fn format_value(v: f64) -> String {
     }
 }
 
-fn ts_json(t: i64) -> Json {
-    let secs = vigil_model::time::to_seconds_f64(t);
-    serde_json::Number::from_f64(secs).map_or(Json::Null, Json::Number)
-}
-
 pub(crate) fn labels_json(l: &Labels) -> Json {
     let mut m = Map::new();
     for lb in l.iter() {
@@ -219,32 +214,125 @@ pub(crate) fn labels_json(l: &Labels) -> Json {
     Json::Object(m)
 }
 
-fn result_json(r: &QueryResult) -> Json {
-    match &r.value {
-        QueryValue::Scalar { t, v } => {
-            json!({"resultType": "scalar", "result": [ts_json(*t), format_value(*v)]})
+/// Writes JSON text into a buffer. Writing to a `Vec` cannot fail, and
+/// neither can serialising a `str` or a number, so results are ignored.
+struct JsonOut(Vec<u8>);
+
+impl JsonOut {
+    fn raw(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn str(&mut self, s: &str) {
+        let _ = serde_json::to_writer(&mut self.0, s);
+    }
+
+    /// A timestamp in float seconds (`null` if it has no JSON number).
+    fn ts(&mut self, t: i64) {
+        let secs = vigil_model::time::to_seconds_f64(t);
+        match serde_json::Number::from_f64(secs) {
+            Some(n) => {
+                let _ = serde_json::to_writer(&mut self.0, &n);
+            }
+            None => self.raw("null"),
         }
-        QueryValue::String { t, s } => json!({"resultType": "string", "result": [ts_json(*t), s]}),
+    }
+
+    /// A sample value as a string, as [`format_value`] renders it.
+    fn value(&mut self, v: f64) {
+        use std::io::Write;
+        if v.is_finite() {
+            let _ = write!(self.0, "\"{v}\"");
+        } else {
+            self.raw("\"");
+            self.raw(&format_value(v));
+            self.raw("\"");
+        }
+    }
+
+    /// `[<ts>,"<value>"]`.
+    fn point(&mut self, t: i64, v: f64) {
+        self.raw("[");
+        self.ts(t);
+        self.raw(",");
+        self.value(v);
+        self.raw("]");
+    }
+
+    fn labels(&mut self, l: &Labels) {
+        self.raw("{");
+        for (i, lb) in l.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.str(lb.name);
+            self.raw(":");
+            self.str(lb.value);
+        }
+        self.raw("}");
+    }
+
+    fn strings(&mut self, v: &[String]) {
+        self.raw("[");
+        for (i, s) in v.iter().enumerate() {
+            if i > 0 {
+                self.raw(",");
+            }
+            self.str(s);
+        }
+        self.raw("]");
+    }
+}
+
+/// The `data` object of a query result without its closing brace: its
+/// `resultType` and `result`, written straight into `out` (a result can
+/// hold millions of points; building a `serde_json::Value` for it first
+/// costs an allocation per label set and per point).
+fn write_result(out: &mut JsonOut, r: &QueryResult) {
+    out.raw("{\"resultType\":");
+    out.str(r.value.type_name());
+    out.raw(",\"result\":");
+    match &r.value {
+        QueryValue::Scalar { t, v } => out.point(*t, *v),
+        QueryValue::String { t, s } => {
+            out.raw("[");
+            out.ts(*t);
+            out.raw(",");
+            out.str(s);
+            out.raw("]");
+        }
         QueryValue::Vector(v) => {
-            let result: Vec<Json> = v
-                .iter()
-                .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts_json(s.t), format_value(s.v)]}))
-                .collect();
-            json!({"resultType": "vector", "result": result})
+            out.raw("[");
+            for (i, s) in v.iter().enumerate() {
+                if i > 0 {
+                    out.raw(",");
+                }
+                out.raw("{\"metric\":");
+                out.labels(&s.labels);
+                out.raw(",\"value\":");
+                out.point(s.t, s.v);
+                out.raw("}");
+            }
+            out.raw("]");
         }
         QueryValue::Matrix(m) => {
-            let result: Vec<Json> = m
-                .iter()
-                .map(|s| {
-                    let values: Vec<Json> = s
-                        .points
-                        .iter()
-                        .map(|p| json!([ts_json(p.t), format_value(p.v)]))
-                        .collect();
-                    json!({"metric": labels_json(&s.labels), "values": values})
-                })
-                .collect();
-            json!({"resultType": "matrix", "result": result})
+            out.raw("[");
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.raw(",");
+                }
+                out.raw("{\"metric\":");
+                out.labels(&s.labels);
+                out.raw(",\"values\":[");
+                for (j, p) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.raw(",");
+                    }
+                    out.point(p.t, p.v);
+                }
+                out.raw("]}");
+            }
+            out.raw("]");
         }
     }
 }
@@ -426,13 +514,43 @@ fn query_response(mut r: QueryResult, p: &Params, limit: usize) -> Response {
     if limit > 0 && truncate(&mut r.value, limit) {
         w.push("results truncated due to limit".into());
     }
-    let mut data = result_json(&r);
-    if !p.value("stats").is_empty() {
-        if let Json::Object(m) = &mut data {
-            m.insert("stats".into(), stats_json(&r.stats));
-        }
+    let body = query_json(&r, !p.value("stats").is_empty(), &w, &i);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The body of a successful query answer: the result, the stats when
+/// asked for, warnings and infos.
+fn query_json(r: &QueryResult, stats: bool, warnings: &[String], infos: &[String]) -> Vec<u8> {
+    let mut out = JsonOut(Vec::with_capacity(256));
+    out.raw("{\"status\":\"success\",\"data\":");
+    write_result(&mut out, r);
+    if stats {
+        out.raw(",\"stats\":");
+        let _ = serde_json::to_writer(&mut out.0, &stats_json(&r.stats));
     }
-    success(data, w, i)
+    out.raw("}");
+    if !warnings.is_empty() {
+        out.raw(",\"warnings\":");
+        out.strings(warnings);
+    }
+    if !infos.is_empty() {
+        out.raw(",\"infos\":");
+        out.strings(infos);
+    }
+    out.raw("}");
+    out.0
+}
+
+/// The JSON body `/api/v1/query` and `/api/v1/query_range` answer for a
+/// result without annotations or stats; public for the benchmarks.
+#[doc(hidden)]
+pub fn query_result_json(r: &QueryResult) -> Vec<u8> {
+    query_json(r, false, &[], &[])
 }
 
 fn parse_query(p: &Params) -> Result<promql_parser::parser::Expr, ApiError> {
@@ -662,6 +780,89 @@ mod tests {
             limit_param(&p("limit=-1")).unwrap_err().message,
             "invalid parameter \"limit\": limit must be non-negative"
         );
+    }
+
+    /// The streamed result is the JSON the `serde_json::Value` rendering
+    /// gives, for every result type, odd values and escapes included.
+    #[test]
+    fn streamed_results_are_the_value_rendering() {
+        use vigil_promql::{Point, Sample, Series};
+        let reference = |r: &QueryResult| -> Json {
+            let ts = |t: i64| {
+                serde_json::Number::from_f64(vigil_model::time::to_seconds_f64(t))
+                    .map_or(Json::Null, Json::Number)
+            };
+            match &r.value {
+                QueryValue::Scalar { t, v } => {
+                    json!({"resultType": "scalar", "result": [ts(*t), format_value(*v)]})
+                }
+                QueryValue::String { t, s } => {
+                    json!({"resultType": "string", "result": [ts(*t), s]})
+                }
+                QueryValue::Vector(v) => json!({"resultType": "vector", "result": v
+                    .iter()
+                    .map(|s| json!({"metric": labels_json(&s.labels), "value": [ts(s.t), format_value(s.v)]}))
+                    .collect::<Vec<_>>()}),
+                QueryValue::Matrix(m) => json!({"resultType": "matrix", "result": m
+                    .iter()
+                    .map(|s| json!({"metric": labels_json(&s.labels), "values": s
+                        .points
+                        .iter()
+                        .map(|p| json!([ts(p.t), format_value(p.v)]))
+                        .collect::<Vec<_>>()}))
+                    .collect::<Vec<_>>()}),
+            }
+        };
+        let odd = vigil_model::labels!("__name__" => "a\"b", "x" => "\\n\u{1}é");
+        let values = vec![
+            QueryValue::Scalar {
+                t: 1_500,
+                v: f64::NAN,
+            },
+            QueryValue::String {
+                t: -2_001,
+                s: "q\"\n".into(),
+            },
+            QueryValue::Vector(vec![
+                Sample {
+                    labels: odd.clone(),
+                    t: 1_795_775_760_000,
+                    v: f64::INFINITY,
+                },
+                Sample {
+                    labels: Labels::empty(),
+                    t: 1,
+                    v: -0.0,
+                },
+            ]),
+            QueryValue::Vector(Vec::new()),
+            QueryValue::Matrix(vec![Series {
+                labels: odd,
+                points: vec![
+                    Point { t: 0, v: 1e21 },
+                    Point {
+                        t: 15_001,
+                        v: f64::NEG_INFINITY,
+                    },
+                    Point {
+                        t: 30_000,
+                        v: 1.5e-7,
+                    },
+                ],
+            }]),
+        ];
+        for value in values {
+            let r = QueryResult {
+                value,
+                annotations: Default::default(),
+                stats: Default::default(),
+            };
+            let mut out = JsonOut(Vec::new());
+            write_result(&mut out, &r);
+            out.raw("}");
+            let got: Json = serde_json::from_slice(&out.0).unwrap();
+            assert_eq!(got, reference(&r));
+        }
     }
 
     #[test]

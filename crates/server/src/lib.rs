@@ -9,6 +9,8 @@
 mod admin;
 mod alertmanager;
 mod api;
+#[doc(hidden)]
+pub use api::query_result_json;
 pub mod config;
 mod federate;
 mod health;

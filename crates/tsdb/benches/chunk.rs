@@ -1,6 +1,8 @@
 //! Chunk codec benchmarks: encode and decode one 120-sample chunk of each
 //! kind of realistic series, per encoding. Throughput is in samples, so
-//! criterion reports time per sample.
+//! criterion reports time per sample. `seek_last_5m` seeks a fresh cursor to
+//! a chunk's last 20 samples (an instant query's selector); its throughput
+//! is in chunks.
 //!
 //! Run with `cargo bench -p vigil-tsdb --bench chunk`. Before measuring it
 //! prints the compression (bytes per sample) of each encoding on the same
@@ -8,7 +10,7 @@
 //!
 //! For instruction counts, which are stable on a busy machine where times
 //! are not, `VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS` (for example
-//! `decode/Adaptive/constant:100000`, `KIND` a prefix of the kind's name)
+//! `decode/Adaptive/constant:100000`; OP is `encode`, `decode` or `seek`, `KIND` a prefix of the kind's name)
 //! skips criterion and runs exactly that loop `ITERS` times, so that an
 //! instruction count of the bench binary (`perf stat -e instructions:u`,
 //! or callgrind where the machine has no hardware counters) at two
@@ -91,6 +93,36 @@ fn decode_chunks(chunks: &[Vec<u8>]) -> (i64, f64) {
     (sum_t, sum_v)
 }
 
+/// Seeks a fresh cursor of every chunk to its last 5 minutes (the last 20
+/// samples), as an instant query's selector does, and reads to the end;
+/// returns sums so nothing is elided.
+fn seek_chunks(chunks: &[(Vec<u8>, i64)]) -> (i64, f64) {
+    let mut sum_t = 0i64;
+    let mut sum_v = 0.0f64;
+    for (chunk, target) in chunks {
+        let mut it = ChunkIter::new(black_box(&chunk[..]));
+        if it.seek(*target) {
+            loop {
+                let (t, v) = it.at();
+                sum_t = sum_t.wrapping_add(t);
+                sum_v += v;
+                if !it.next() {
+                    break;
+                }
+            }
+        }
+    }
+    (sum_t, sum_v)
+}
+
+/// Chunks of `series` with the seek target of [`seek_chunks`].
+fn seek_targets(enc: Encoding, series: &[Vec<(i64, f64)>]) -> Vec<(Vec<u8>, i64)> {
+    series
+        .iter()
+        .map(|s| (encode(enc, s), s[s.len().saturating_sub(20)].0))
+        .collect()
+}
+
 /// The `VIGIL_CHUNK_LOOP` mode (see the top of the file).
 fn fixed_loop(spec: &str) {
     let usage = "VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS, e.g. decode/Adaptive/constant:100000";
@@ -119,6 +151,12 @@ fn fixed_loop(spec: &str) {
             let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode(enc, s)).collect();
             for _ in 0..iters {
                 black_box(decode_chunks(&chunks));
+            }
+        }
+        Some("seek") => {
+            let chunks = seek_targets(enc, &series);
+            for _ in 0..iters {
+                black_box(seek_chunks(&chunks));
             }
         }
         _ => panic!("{usage}"),
@@ -163,6 +201,22 @@ fn bench_chunks(c: &mut Criterion) {
                 BenchmarkId::new(format!("{enc:?}"), kind.name()),
                 &chunks,
                 |b, chunks| b.iter(|| black_box(decode_chunks(chunks))),
+            );
+        }
+    }
+    g.finish();
+
+    // Seeking to a chunk's last 20 samples: time per chunk.
+    let mut g = c.benchmark_group("seek_last_5m");
+    g.throughput(Throughput::Elements(SERIES));
+    for kind in Kind::ALL {
+        let series = data(kind, true);
+        for enc in Encoding::ALL {
+            let chunks = seek_targets(enc, &series);
+            g.bench_with_input(
+                BenchmarkId::new(format!("{enc:?}"), kind.name()),
+                &chunks,
+                |b, chunks| b.iter(|| black_box(seek_chunks(chunks))),
             );
         }
     }

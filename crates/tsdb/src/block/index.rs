@@ -669,30 +669,6 @@ impl IndexReader {
         Ok(out)
     }
 
-    /// Union of the postings of the values of `e` for which `pick` holds.
-    /// Only the values in `range` are looked at.
-    fn union_where(
-        &self,
-        e: &NameEntry,
-        range: Range<usize>,
-        mut pick: impl FnMut(&str) -> bool,
-    ) -> Result<Vec<u64>, BlockError> {
-        let mut out = Vec::new();
-        let mut lists = 0;
-        for i in range {
-            let Some(&v) = e.values.get(i) else { break };
-            if pick(self.symbol(v)?) {
-                self.postings(e, i, &mut out)?;
-                lists += 1;
-            }
-        }
-        if lists > 1 {
-            out.sort_unstable();
-            out.dedup();
-        }
-        Ok(out)
-    }
-
     /// Indices of the values of `e` that start with `prefix`.
     fn prefix_range(&self, e: &NameEntry, prefix: &str) -> Range<usize> {
         let p = prefix.as_bytes();
@@ -705,13 +681,17 @@ impl IndexReader {
         lo..hi
     }
 
-    /// With `accepting`, the union of the postings of the values of `m`'s
-    /// label that `m` accepts; otherwise of those it rejects.
-    fn matching(&self, m: &Matcher, accepting: bool) -> Result<Vec<u64>, BlockError> {
+    /// With `accepting`, the indices of the values of `m`'s label that `m`
+    /// accepts; otherwise of those it rejects. `None` when no series has
+    /// the label.
+    fn matching_values(
+        &self,
+        m: &Matcher,
+        accepting: bool,
+    ) -> Result<Option<(&NameEntry, Vec<usize>)>, BlockError> {
         let Some(e) = self.find_name(m.name()) else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        let all = 0..e.values.len();
         // Direct lookups where the matcher names its values.
         let lookup = if accepting {
             m.set_matches()
@@ -724,43 +704,101 @@ impl IndexReader {
             let mut idx: Vec<usize> = set.iter().filter_map(|v| self.find_value(e, v)).collect();
             idx.sort_unstable();
             idx.dedup();
-            let mut out = Vec::new();
-            for &i in &idx {
-                self.postings(e, i, &mut out)?;
-            }
-            if idx.len() > 1 {
-                out.sort_unstable();
-                out.dedup();
-            }
-            return Ok(out);
+            return Ok(Some((e, idx)));
         }
         // `lit.*` accepts exactly the values starting with `lit`, and
         // `!~"lit.*"` rejects exactly those: a range of the sorted values.
         if let Some(prefix) = m.prefix() {
-            let prefixed = (m.op() == MatchOp::Regex) == accepting;
-            if prefixed {
-                return self.union_where(e, self.prefix_range(e, prefix), |_| true);
+            if (m.op() == MatchOp::Regex) == accepting {
+                return Ok(Some((e, self.prefix_range(e, prefix).collect())));
             }
         }
-        self.union_where(e, all, |v| m.matches(v) == accepting)
+        let mut idx = Vec::new();
+        for (i, &v) in e.values.iter().enumerate() {
+            if m.matches(self.symbol(v)?) == accepting {
+                idx.push(i);
+            }
+        }
+        Ok(Some((e, idx)))
+    }
+
+    /// The union of the postings of values `idx` of `e`.
+    fn union_of(&self, e: &NameEntry, idx: &[usize]) -> Result<Vec<u64>, BlockError> {
+        let mut out = Vec::new();
+        for &i in idx {
+            self.postings(e, i, &mut out)?;
+        }
+        if idx.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        Ok(out)
+    }
+
+    /// A rough cost of evaluating positive matcher `m`, to order matchers:
+    /// the postings bytes a lookup reads, or more than any lookup for a
+    /// matcher that must test every value of its label.
+    fn cost(&self, m: &Matcher) -> u64 {
+        let Some(e) = self.find_name(m.name()) else {
+            return 0;
+        };
+        let list_bytes = |i: usize| match (e.bounds.get(i), e.bounds.get(i + 1)) {
+            (Some(&a), Some(&b)) => b.saturating_sub(a),
+            _ => 0,
+        };
+        match m.set_matches() {
+            Some(set) => set
+                .iter()
+                .filter_map(|v| self.find_value(e, v))
+                .map(list_bytes)
+                .sum(),
+            None => {
+                (self.section(Section::Postings).len() as u64).saturating_add(e.values.len() as u64)
+            }
+        }
     }
 
     /// The references of the series satisfying every matcher, sorted, with
     /// Prometheus's semantics (a missing label matches as `""`).
     ///
-    /// Matchers that reject `""` intersect the union of their accepted
-    /// values' postings; matchers that accept `""` subtract the postings of
-    /// the values they reject, starting from all series if no matcher of
-    /// the first kind exists.
+    /// Matchers that reject `""` go first, the one reading the fewest
+    /// postings first (one that names its values before one that must scan
+    /// them); each later one narrows the candidates by intersecting each of
+    /// its values' postings with them, so a broad matcher after a selective
+    /// one costs about the candidates, not a sorted union of its postings.
+    /// Matchers that accept `""` then subtract the postings of the values
+    /// they reject, one list at a time, starting from all series if no
+    /// matcher of the first kind exists.
     pub(crate) fn postings_for_matchers(&self, ms: &[Matcher]) -> Result<Vec<u64>, BlockError> {
-        let (positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
+        let (mut positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
             ms.iter().partition(|m| !m.matches_empty());
+        positive.sort_by_cached_key(|m| self.cost(m));
         let mut result: Option<Vec<u64>> = None;
+        let mut list = Vec::new();
         for m in positive {
-            let p = self.matching(m, true)?;
+            let Some((e, idx)) = self.matching_values(m, true)? else {
+                return Ok(Vec::new());
+            };
             let r = match result {
-                None => p,
-                Some(r) => intersect(&r, &p),
+                None => self.union_of(e, &idx)?,
+                Some(r) if idx.len() == 1 => {
+                    list.clear();
+                    self.postings(e, idx[0], &mut list)?;
+                    intersect(&r, &list)
+                }
+                Some(r) => {
+                    let mut keep = vec![false; r.len()];
+                    for &i in &idx {
+                        list.clear();
+                        self.postings(e, i, &mut list)?;
+                        mark_common(&r, &list, &mut keep);
+                    }
+                    r.iter()
+                        .zip(keep)
+                        .filter(|(_, k)| *k)
+                        .map(|(&x, _)| x)
+                        .collect()
+                }
             };
             if r.is_empty() {
                 return Ok(r);
@@ -772,11 +810,17 @@ impl IndexReader {
             None => self.all_postings()?,
         };
         for m in negative {
-            if result.is_empty() {
-                break;
+            let Some((e, idx)) = self.matching_values(m, false)? else {
+                continue;
+            };
+            for &i in &idx {
+                if result.is_empty() {
+                    return Ok(result);
+                }
+                list.clear();
+                self.postings(e, i, &mut list)?;
+                result = subtract(&result, &list);
             }
-            let rejected = self.matching(m, false)?;
-            result = subtract(&result, &rejected);
         }
         Ok(result)
     }
@@ -884,7 +928,16 @@ impl IndexReader {
         for &(n, v) in &e.labels {
             pairs.push((self.symbol(n)?, self.symbol(v)?));
         }
-        Ok(Labels::from_pairs(pairs))
+        // Names come sorted and unique (checked when the entry was
+        // decoded), so the checked constructor only encodes: no per-label
+        // allocations as with a builder.
+        Labels::try_from_pairs(pairs).map_err(|_| {
+            BlockError::corruption(
+                &self.path,
+                self.sections[Section::Series as usize].start as u64,
+                "series labels repeat a name or are too long",
+            )
+        })
     }
 
     /// Names (`value_of == None`) or values of one name (`Some(name
@@ -951,12 +1004,67 @@ pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
+/// Sets `keep[i]` for every `a[i]` that is in `b` (both sorted; `keep` as
+/// long as `a`), galloping through the longer list when the sizes are
+/// skewed.
+pub(crate) fn mark_common(a: &[u64], b: &[u64], keep: &mut [bool]) {
+    if a.len() * 16 < b.len() {
+        let mut rest = b;
+        for (k, &x) in keep.iter_mut().zip(a) {
+            let j = rest.partition_point(|&y| y < x);
+            if rest.get(j) == Some(&x) {
+                *k = true;
+            }
+            rest = rest.get(j..).unwrap_or_default();
+        }
+        return;
+    }
+    if b.len() * 16 < a.len() {
+        let mut lo = 0;
+        for &y in b {
+            let i = lo + a.get(lo..).unwrap_or_default().partition_point(|&x| x < y);
+            if a.get(i) == Some(&y) {
+                if let Some(k) = keep.get_mut(i) {
+                    *k = true;
+                }
+            }
+            lo = i;
+        }
+        return;
+    }
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                if let Some(k) = keep.get_mut(i) {
+                    *k = true;
+                }
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+}
+
 /// Sorted difference `a - b`.
 pub(crate) fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
     if b.is_empty() {
         return a.to_vec();
     }
     let mut out = Vec::with_capacity(a.len());
+    if a.len() * 16 < b.len() {
+        let mut rest = b;
+        for &x in a {
+            let i = rest.partition_point(|&y| y < x);
+            if rest.get(i) != Some(&x) {
+                out.push(x);
+            }
+            rest = rest.get(i..).unwrap_or_default();
+        }
+        return out;
+    }
     let mut j = 0;
     for &x in a {
         while b.get(j).is_some_and(|&y| y < x) {
@@ -980,6 +1088,17 @@ mod tests {
         assert_eq!(intersect(&[5, 500, 2000], &big), vec![5, 500]);
         assert_eq!(subtract(&[1, 2, 3, 4], &[2, 4, 9]), vec![1, 3]);
         assert_eq!(subtract(&[1, 2], &[]), vec![1, 2]);
+        assert_eq!(subtract(&[5, 500, 2000], &big), vec![2000]);
+        for (a, b) in [
+            (vec![1, 4, 7, 9], vec![4, 5, 9, 10]),
+            (vec![3, 999], big.clone()),
+            (big.clone(), vec![3, 2000]),
+        ] {
+            let mut keep = vec![false; a.len()];
+            mark_common(&a, &b, &mut keep);
+            let got: Vec<u64> = a.iter().zip(keep).filter(|x| x.1).map(|x| *x.0).collect();
+            assert_eq!(got, intersect(&a, &b));
+        }
     }
 
     #[test]

@@ -65,6 +65,7 @@ pub use compact::{
     MERGED_CHUNK_SAMPLES,
 };
 pub use error::{BlockError, InputError};
+pub(crate) use index::mark_common;
 pub use index::ChunkInfo;
 pub use meta::{BlockMeta, BlockStats, CompactionMeta, META_VERSION};
 pub use reader::{

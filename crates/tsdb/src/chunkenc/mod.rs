@@ -459,6 +459,12 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
         true
     }
 
+    /// Timestamp of the current sample, `None` before the first `next`.
+    #[cfg(test)]
+    fn at_t_checked(&self) -> Option<i64> {
+        (self.idx > 0).then(|| self.at_t())
+    }
+
     /// The error that ended iteration, if the data was corrupt.
     pub fn err(&self) -> Option<ChunkError> {
         self.err

@@ -58,6 +58,38 @@ fn check_round_trip(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
                 assert!(!it.seek(last + 1));
             }
         }
+        // From a fresh cursor (where a seek skips samples without decoding
+        // them), and from one that stands on an earlier sample: the seek
+        // lands on the first sample at or after the target, and the cursor
+        // goes on from there with every later sample.
+        for (i, &(t, _)) in samples.iter().enumerate() {
+            for target in [t.saturating_sub(1), t, t.saturating_add(1)] {
+                let want: Vec<(i64, u64)> = samples
+                    .iter()
+                    .filter(|s| s.0 >= target)
+                    .map(|s| (s.0, s.1.to_bits()))
+                    .collect();
+                let mut fresh = ChunkIter::new(&bytes[..]);
+                let mut warm = ChunkIter::new(&bytes[..]);
+                for _ in 0..=(i / 3) {
+                    assert!(warm.next());
+                }
+                for it in [&mut fresh, &mut warm] {
+                    if it.at_t_checked().is_some_and(|at| at >= target) {
+                        continue; // already past: a seek stays put
+                    }
+                    let mut got = Vec::new();
+                    if it.seek(target) {
+                        got.push((it.at().0, it.at().1.to_bits()));
+                        while it.next() {
+                            got.push((it.at().0, it.at().1.to_bits()));
+                        }
+                    }
+                    assert_eq!(got, want, "seek to {target}");
+                    assert_eq!(it.err(), None);
+                }
+            }
+        }
     }
     bytes
 }

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use parking_lot::RwLock;
 use vigil_model::{Labels, MatchOp, Matcher};
 
+use crate::block::mark_common;
+
 type Postings = Vec<u64>;
 
 /// Cardinality statistics of the head's index.
@@ -87,27 +89,41 @@ impl PostingsIndex {
     }
 
     /// The references of the series that satisfy every matcher, sorted.
+    ///
+    /// Matchers that reject `""` go first, the one naming the fewest series
+    /// first (one that names its values before one that must scan them);
+    /// each later one narrows the candidates by intersecting each of its
+    /// values' postings with them, so a broad matcher after a selective one
+    /// costs about the candidates, not the union of its postings. Matchers
+    /// that accept `""` then subtract the postings of the values they
+    /// reject, one list at a time.
     pub(crate) fn postings_for_matchers(&self, matchers: &[Matcher]) -> Postings {
         let inner = self.inner.read();
-        let (positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
+        let (mut positive, negative): (Vec<&Matcher>, Vec<&Matcher>) =
             matchers.iter().partition(|m| !m.matches_empty());
+        positive.sort_by_cached_key(|m| inner.cost(m));
         let mut result: Option<Postings> = None;
         for m in positive {
-            let p = inner.matching(m, true);
-            result = Some(match result {
-                None => p,
-                Some(r) => intersect(&r, &p),
-            });
-            if result.as_ref().is_some_and(Vec::is_empty) {
-                return Vec::new();
+            let lists = inner.lists(m, true);
+            let r = match &result {
+                None => union(&lists),
+                Some(r) => intersect_any(r, &lists),
+            };
+            if r.is_empty() {
+                return r;
             }
+            result = Some(r);
         }
         let mut result = result.unwrap_or_else(|| inner.all.clone());
         for m in negative {
             // Series whose value of this label the matcher rejects. A series
             // lacking the label has value "" which the matcher accepts.
-            let rejected = inner.matching(m, false);
-            result = subtract(&result, &rejected);
+            for rejected in inner.lists(m, false) {
+                if result.is_empty() {
+                    return result;
+                }
+                result = subtract(&result, rejected);
+            }
         }
         result
     }
@@ -157,28 +173,43 @@ impl PostingsIndex {
 }
 
 impl Inner {
-    /// With `accepting`, the union of postings of the values `m` accepts;
+    /// With `accepting`, the postings lists of the values `m` accepts;
     /// otherwise of the values it rejects. Only values of `m`'s label are
     /// looked at.
-    fn matching(&self, m: &Matcher, accepting: bool) -> Postings {
+    fn lists<'a>(&'a self, m: &Matcher, accepting: bool) -> Vec<&'a Postings> {
         let Some(values) = self.map.get(m.name()) else {
             return Vec::new();
         };
         // Direct lookups where the matcher names its values.
         if accepting {
             if let Some(set) = m.set_matches() {
-                let lists: Vec<&Postings> = set.iter().filter_map(|v| values.get(*v)).collect();
-                return union(&lists);
+                return set.iter().filter_map(|v| values.get(*v)).collect();
             }
         } else if m.op() == MatchOp::NotEqual {
-            return values.get(m.value()).cloned().unwrap_or_default();
+            return values.get(m.value()).into_iter().collect();
         }
-        let lists: Vec<&Postings> = values
+        values
             .iter()
             .filter(|(v, _)| m.matches(v) == accepting)
             .map(|(_, p)| p)
-            .collect();
-        union(&lists)
+            .collect()
+    }
+
+    /// A rough cost of evaluating positive matcher `m`, to order matchers:
+    /// the series a lookup names, or more than any lookup for a matcher
+    /// that must test every value of its label.
+    fn cost(&self, m: &Matcher) -> usize {
+        let Some(values) = self.map.get(m.name()) else {
+            return 0;
+        };
+        match m.set_matches() {
+            Some(set) => set
+                .iter()
+                .filter_map(|v| values.get(*v))
+                .map(Vec::len)
+                .sum(),
+            None => self.all.len().saturating_add(values.len()),
+        }
     }
 }
 
@@ -228,6 +259,18 @@ fn subtract(a: &[u64], b: &[u64]) -> Postings {
         return a.to_vec();
     }
     let mut out = Vec::with_capacity(a.len());
+    if a.len() * 16 < b.len() {
+        // Galloping: look each of the few up in the many.
+        let mut rest = b;
+        for &x in a {
+            let i = rest.partition_point(|&y| y < x);
+            if i >= rest.len() || rest[i] != x {
+                out.push(x);
+            }
+            rest = &rest[i..];
+        }
+        return out;
+    }
     let mut j = 0;
     for &x in a {
         while j < b.len() && b[j] < x {
@@ -239,6 +282,26 @@ fn subtract(a: &[u64], b: &[u64]) -> Postings {
         out.push(x);
     }
     out
+}
+
+/// The elements of sorted `a` found in any of the sorted `lists`: `a`
+/// intersected with their union, without building the union.
+fn intersect_any(a: &[u64], lists: &[&Postings]) -> Postings {
+    match lists {
+        [] => Vec::new(),
+        [one] => intersect(a, one),
+        _ => {
+            let mut keep = vec![false; a.len()];
+            for l in lists {
+                mark_common(a, l, &mut keep);
+            }
+            a.iter()
+                .zip(keep)
+                .filter(|(_, k)| *k)
+                .map(|(&x, _)| x)
+                .collect()
+        }
+    }
 }
 
 fn union(lists: &[&Postings]) -> Postings {
@@ -267,6 +330,13 @@ mod tests {
         assert_eq!(intersect(&[5, 500, 2000], &big), vec![5, 500]);
         assert_eq!(subtract(&[1, 2, 3, 4], &[2, 4, 9]), vec![1, 3]);
         assert_eq!(union(&[&vec![1, 4], &vec![2, 4]]), vec![1, 2, 4]);
+        assert_eq!(subtract(&[5, 500, 2000], &big), vec![2000]);
+        assert_eq!(
+            intersect_any(&[1, 4, 7, 9], &[&vec![4, 5], &vec![1, 9, 10], &vec![]]),
+            vec![1, 4, 9]
+        );
+        assert_eq!(intersect_any(&[3, 999], &[&big, &vec![3]]), vec![3, 999]);
+        assert_eq!(intersect_any(&big, &[&vec![3, 2000], &vec![7]]), vec![3, 7]);
     }
 
     fn label_sets() -> impl Strategy<Value = Vec<Labels>> {
