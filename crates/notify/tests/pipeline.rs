@@ -720,3 +720,32 @@ fn extreme_input_does_not_panic() {
     let mut m = String::new();
     h.n().write_metrics(&mut m);
 }
+
+/// `run` ticks on the clock and stops on shutdown.
+#[test]
+fn run_sends_due_notifications_until_shutdown() {
+    let h = Harness::new("route: {receiver: team, group_wait: 0s}\nreceivers: [{name: team}]");
+    let dir = tempfile::tempdir().unwrap();
+    let n = Arc::new(
+        Notifier::with_options(
+            config(&h.yaml),
+            dir.path(),
+            h.clock.clone(),
+            h.opts.clone(),
+            h.factory(),
+        )
+        .unwrap(),
+    );
+    h.clock.set(T0);
+    n.receive(vec![alert(&[("alertname", "A")], 0)]).unwrap();
+    let rec = h.rec.clone();
+    let shutdown = std::future::poll_fn(move |_| {
+        if rec.sent.lock().is_empty() {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    });
+    h.rt.block_on(n.clone().run(shutdown));
+    assert_eq!(h.take().len(), 1);
+}

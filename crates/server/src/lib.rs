@@ -17,6 +17,7 @@ mod health;
 mod lifecycle;
 mod meta;
 pub mod remote_read;
+pub mod remote_send;
 pub mod remote_write;
 mod rules_api;
 mod selfmetrics;

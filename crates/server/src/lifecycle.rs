@@ -52,6 +52,8 @@ pub(crate) struct Lifecycle {
     /// Sends alerts to `alerting.alertmanagers`.
     pub(crate) notifier: Arc<Notifier>,
     notifier_task: tokio::task::JoinHandle<()>,
+    /// The queues of `remote_write`.
+    pub(crate) remote_write: crate::remote_send::RemoteWriteManager,
 }
 
 /// How the lifecycle is set up by the server.
@@ -120,6 +122,12 @@ impl Lifecycle {
         let notifier = Notifier::new().map_err(|e| format!("building the alert sender: {e}"))?;
         notifier.apply(&config.alerting.alertmanagers);
         let notifier_task = notifier.spawn();
+        let remote_write = crate::remote_send::RemoteWriteManager::new(db.clone())
+            .map_err(|e| format!("building the remote-write sender: {e}"))?;
+        remote_write
+            .apply(&config.remote_write, &config.global.external_labels)
+            .await
+            .map_err(|e| format!("remote_write: {e}"))?;
         let scrape = Arc::new(ScrapeManager::new(db.clone(), ScrapeOptions::default()));
         let probes = Arc::new(ProbeManager::new(db.clone()));
         probes.apply(&config.probes).await?;
@@ -168,6 +176,7 @@ impl Lifecycle {
             rules,
             notifier,
             notifier_task,
+            remote_write,
         };
         lc.apply_storage(&config);
         Ok(lc)
@@ -179,6 +188,7 @@ impl Lifecycle {
         self.scrape.stop().await;
         self.probes.stop().await;
         self.notifier_task.abort();
+        self.remote_write.stop().await;
     }
 
     /// Applies the storage settings of `c`.
@@ -271,6 +281,17 @@ impl Lifecycle {
             },
             Err(e) => Err(e),
         };
+        let loaded = match loaded {
+            Ok(c) => match self
+                .remote_write
+                .apply(&c.remote_write, &c.global.external_labels)
+                .await
+            {
+                Ok(()) => Ok(c),
+                Err(e) => Err(invalid(format!("remote_write: {e}"))),
+            },
+            Err(e) => Err(e),
+        };
         match loaded {
             Ok(c) => {
                 self.apply_storage(&c);
@@ -320,6 +341,7 @@ impl Lifecycle {
         );
         drop(st);
         self.notifier.write_metrics(out);
+        self.remote_write.write_metrics(out);
         write_rule_metrics(&self.rules.groups(), out);
     }
 

@@ -1,8 +1,7 @@
 //! The configuration file: a `prometheus.yml`-compatible YAML document.
 //!
 //! Every key is either understood or rejected. An unknown key, or a section
-//! vigil does not run yet (`rule_files`, `alerting`, `remote_write`,
-//! `remote_read` until their issues land), is an error that names the key and
+//! vigil does not run (`remote_read`), is an error that names the key and
 //! the line of the file, never something silently ignored.
 //!
 //! Loading is pure: [`Config::load`] and [`Config::parse`] only read and
@@ -74,6 +73,8 @@ pub struct Config {
     pub rule_file_paths: Vec<PathBuf>,
     /// The `alerting` section.
     pub alerting: AlertingConfig,
+    /// The `remote_write` section, validated.
+    pub remote_write: Vec<crate::remote_send::RemoteWriteConfig>,
     /// The text the configuration was read from (served by
     /// `/api/v1/status/config`).
     pub source: String,
@@ -158,6 +159,7 @@ impl Default for Config {
             rule_files: Vec::new(),
             rule_file_paths: Vec::new(),
             alerting: AlertingConfig::default(),
+            remote_write: Vec::new(),
             source: String::new(),
         }
     }
@@ -359,6 +361,15 @@ impl Config {
             });
         }
 
+        let mut remote_write = raw.remote_write.unwrap_or_default();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            for r in &mut remote_write {
+                r.resolve_paths(dir);
+            }
+        }
+        crate::remote_send::config::validate_remote_writes(&remote_write)
+            .map_err(|e| at("remote_write", e))?;
+
         Ok(Config {
             global,
             scrape_configs,
@@ -367,6 +378,7 @@ impl Config {
             rule_files,
             rule_file_paths,
             alerting,
+            remote_write,
             source: text.to_string(),
         })
     }
@@ -388,6 +400,7 @@ impl Config {
                 rule_files: Vec::new(),
                 rule_file_paths: Vec::new(),
                 alerting: AlertingConfig::default(),
+                remote_write: Vec::new(),
                 source: text,
             }
         })
@@ -497,8 +510,7 @@ struct RawConfig {
     storage: Option<RawStorage>,
     rule_files: Option<Vec<String>>,
     alerting: Option<RawAlerting>,
-    #[serde(default)]
-    remote_write: NotYet<RemoteWrite>,
+    remote_write: Option<Vec<crate::remote_send::RemoteWriteConfig>>,
     #[serde(default)]
     remote_read: NotYet<RemoteRead>,
 }
@@ -587,12 +599,6 @@ trait Pending {
     const WHY: &'static str;
 }
 
-struct RemoteWrite;
-impl Pending for RemoteWrite {
-    const KEY: &'static str = "remote_write";
-    const WHY: &'static str = "the remote-write sender arrives with issue #11; \
-                               vigil receives remote write at /api/v1/write";
-}
 struct RemoteRead;
 impl Pending for RemoteRead {
     const KEY: &'static str = "remote_read";

@@ -472,6 +472,10 @@ impl Head {
         let mut samples_buf = Vec::new();
         let mut stones_buf = Vec::new();
         let mut out = Vec::new();
+        // A reader (a remote-write queue) that still holds segments this
+        // checkpoint covers may meet samples of series the head dropped:
+        // keep their series records until it has moved past them.
+        let keep_dead_series = self.wal.held_from().is_some_and(|k| k <= last);
         let mut keep = |data: &[u8], w: &mut CheckpointWriter| -> Result<(), WalError> {
             match record::record_type(data) {
                 Some(record::TYPE_SERIES) => {
@@ -481,7 +485,7 @@ impl Head {
                     }
                     let live: Vec<SeriesRecord> = series_buf
                         .drain(..)
-                        .filter(|s| self.series_by_ref(s.sref).is_some())
+                        .filter(|s| keep_dead_series || self.series_by_ref(s.sref).is_some())
                         .collect();
                     if !live.is_empty() {
                         record::encode_series(&mut out, &live);

@@ -42,6 +42,9 @@
 //! - **Checkpoints** are mini-WALs in `checkpoint.NNNNNNNN` directories,
 //!   written to a `.tmp` name and renamed once durable
 //!   ([`write_checkpoint`], [`CheckpointWriter`], [`last_checkpoint`]).
+//! - **Readers that follow the log** ([`WalTail`], for remote write) take a
+//!   [`SegmentHold`]: [`Wal::truncate_before`] never deletes a held segment,
+//!   so a slow or disconnected reader loses nothing the disk still holds.
 //!
 //! # Example
 //!
@@ -81,6 +84,7 @@ mod error;
 mod frame;
 mod reader;
 mod segment;
+mod tail;
 mod writer;
 
 #[cfg(test)]
@@ -93,4 +97,5 @@ pub use error::{CorruptionReason, RepairRefusal, WalError};
 pub use frame::MAX_RECORD_LEN;
 pub use reader::{Record, WalReader};
 pub use segment::{segment_name, segment_path, segments};
+pub use tail::{SegmentHold, TailRecord, WalPosition, WalTail};
 pub use writer::{RepairReport, SyncPolicy, Wal, WalOptions, WalStats, DEFAULT_SEGMENT_SIZE};

@@ -278,6 +278,8 @@ pub struct Wal {
     shared: Arc<Shared>,
     flusher: Option<JoinHandle<()>>,
     closed: bool,
+    /// Segments readers still need (see `tail.rs`).
+    pub(super) holds: Arc<super::tail::SegmentHolds>,
 }
 
 impl fmt::Debug for Wal {
@@ -342,6 +344,7 @@ impl Wal {
             shared,
             flusher,
             closed: false,
+            holds: Arc::default(),
         })
     }
 
@@ -446,10 +449,13 @@ impl Wal {
 
     /// Deletes the segments with an index below `index`, oldest first (so a
     /// crash midway leaves a contiguous log). The active segment is never
-    /// deleted: `index` is capped at [`current_segment`](Self::current_segment).
+    /// deleted: `index` is capped at [`current_segment`](Self::current_segment),
+    /// and at the lowest segment a reader holds ([`Wal::hold_segments`]).
     /// Returns how many segments were deleted.
     pub fn truncate_before(&self, index: u64) -> Result<usize, WalError> {
-        let limit = index.min(self.current_segment());
+        let limit = index
+            .min(self.current_segment())
+            .min(self.held_from().unwrap_or(u64::MAX));
         let mut removed = 0;
         for segment in segments(&self.shared.dir)?
             .into_iter()
