@@ -155,4 +155,13 @@ wait_url "http://127.0.0.1:$AMPORT/-/ready"
 wait_url "http://127.0.0.1:$V2PORT/-/ready"
 python3 "$ROOT/tests/e2e/alerts.py" "http://127.0.0.1:$V2PORT" "http://127.0.0.1:$EXP" \
     "http://127.0.0.1:$AMPORT" "$WORK/notifications.jsonl"
+
+# ---------------------------------------------------------------- web UI
+# Browser tests in real headless Chromium (Debian's chromium driven by
+# playwright-core from ui/node_modules): they start their own vigil with
+# remote-written data. Screenshots and timings go to ui/test-output/.
+command -v chromium >/dev/null || { echo "e2e: chromium is not installed" >&2; exit 1; }
+[ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
+VIGIL_BIN="$VIGIL" VIGIL_UI_TEST_OUT="${VIGIL_UI_TEST_OUT:-$ROOT/ui/test-output}" \
+    node --test ui/e2e/browser.test.mjs
 echo "e2e: passed"

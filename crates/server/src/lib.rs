@@ -23,6 +23,7 @@ mod rules_api;
 mod selfmetrics;
 mod status;
 mod targets;
+mod ui;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,6 +70,9 @@ pub struct ServerOptions {
     /// The URL vigil is reached at (`--web.external-url`), for links in
     /// alerts; `http://<listen address>` when `None`.
     pub external_url: Option<String>,
+    /// The path prefix of every route (`--web.route-prefix`); the path of
+    /// `external_url` when `None`.
+    pub route_prefix: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -87,6 +91,7 @@ impl Default for ServerOptions {
             config_file: None,
             enable_lifecycle: false,
             external_url: None,
+            route_prefix: None,
         }
     }
 }
@@ -136,6 +141,7 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<selfmetrics::Metrics>,
     pub(crate) lifecycle: Arc<lifecycle::Lifecycle>,
     pub(crate) started: std::time::SystemTime,
+    pub(crate) ui: Arc<ui::UiOptions>,
 }
 
 /// The HTTP routes.
@@ -206,6 +212,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(remote_read::read).layer(DefaultBodyLimit::max(remote_read::MAX_REQUEST_BYTES)),
         )
         .route("/federate", get(federate::federate))
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             selfmetrics::track,
@@ -361,8 +368,9 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         metrics: Arc::new(selfmetrics::Metrics::new()),
         started: std::time::SystemTime::now(),
         lifecycle: lifecycle.clone(),
+        ui: Arc::new(ui::UiOptions::new(&opts)),
     };
-    let app = router(state);
+    let app = ui::under_prefix(router(state), &opts);
     let lc = lifecycle.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -97,6 +97,10 @@ struct ServeArgs {
     /// http://<listen address>).
     #[arg(long = "web.external-url")]
     external_url: Option<String>,
+    /// The path prefix of every HTTP route, the web UI's included (default:
+    /// the path of --web.external-url).
+    #[arg(long = "web.route-prefix")]
+    route_prefix: Option<String>,
     /// The largest remote-write request accepted, compressed (vigil's own
     /// flag).
     #[arg(long = "web.remote-write-max-bytes", value_parser = bytes_flag, default_value = "32MB")]
@@ -173,6 +177,10 @@ impl ServeArgs {
         put(
             "web.external-url",
             self.external_url.clone().unwrap_or_default(),
+        );
+        put(
+            "web.route-prefix",
+            self.route_prefix.clone().unwrap_or_default(),
         );
         put(
             "web.enable-remote-write-receiver",
@@ -401,6 +409,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         enable_admin_api: args.enable_admin_api,
         enable_lifecycle: args.enable_lifecycle,
         external_url: args.external_url.clone(),
+        route_prefix: args.route_prefix.clone(),
         remote_read_sample_limit: args.remote_read_sample_limit,
         config_file: args.config.clone(),
         config,

@@ -73,6 +73,10 @@ pub struct Config {
     pub rule_file_paths: Vec<PathBuf>,
     /// The `alerting` section.
     pub alerting: AlertingConfig,
+    /// `dashboards` as written (globs of YAML dashboard files for the web UI).
+    pub dashboards: Vec<String>,
+    /// The dashboard files the globs match now, sorted.
+    pub dashboard_paths: Vec<PathBuf>,
     /// The `remote_write` section, validated.
     pub remote_write: Vec<crate::remote_send::RemoteWriteConfig>,
     /// The text the configuration was read from (served by
@@ -160,6 +164,8 @@ impl Default for Config {
             rule_file_paths: Vec::new(),
             alerting: AlertingConfig::default(),
             remote_write: Vec::new(),
+            dashboards: Vec::new(),
+            dashboard_paths: Vec::new(),
             source: String::new(),
         }
     }
@@ -329,6 +335,9 @@ impl Config {
             .unwrap_or(Path::new("."));
         let rule_file_paths =
             vigil_rules::file::expand_globs(&rule_files, base).map_err(|e| at("rule_files", e))?;
+        let dashboards = raw.dashboards.unwrap_or_default();
+        let dashboard_paths = vigil_rules::file::expand_globs(&dashboards, base)
+            .map_err(|e| at("dashboards", e.replacen("rule_files", "dashboards", 1)))?;
 
         let mut alerting = AlertingConfig::default();
         for am in raw.alerting.map(|a| a.alertmanagers).unwrap_or_default() {
@@ -379,6 +388,8 @@ impl Config {
             rule_file_paths,
             alerting,
             remote_write,
+            dashboards,
+            dashboard_paths,
             source: text.to_string(),
         })
     }
@@ -401,6 +412,8 @@ impl Config {
                 rule_file_paths: Vec::new(),
                 alerting: AlertingConfig::default(),
                 remote_write: Vec::new(),
+                dashboards: Vec::new(),
+                dashboard_paths: Vec::new(),
                 source: text,
             }
         })
@@ -510,6 +523,7 @@ struct RawConfig {
     storage: Option<RawStorage>,
     rule_files: Option<Vec<String>>,
     alerting: Option<RawAlerting>,
+    dashboards: Option<Vec<String>>,
     remote_write: Option<Vec<crate::remote_send::RemoteWriteConfig>>,
     #[serde(default)]
     remote_read: NotYet<RemoteRead>,
