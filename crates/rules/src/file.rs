@@ -32,17 +32,24 @@ pub struct RuleFileError {
 
 impl RuleFileError {
     fn describe(&self) -> String {
+        // Groups built in code may have no file: the message then starts
+        // with the group.
         let mut s = self.file.display().to_string();
         if let Some(l) = self.line {
             s.push_str(&format!(":{l}"));
         }
         if let Some(g) = &self.group {
-            s.push_str(&format!(": group {g:?}"));
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&format!("group {g:?}"));
         }
         if let Some(r) = &self.rule {
             s.push_str(&format!(", rule {r}"));
         }
-        s.push_str(": ");
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
         s.push_str(&self.reason);
         s
     }
@@ -197,7 +204,7 @@ pub fn load_rule_file(file: &Path) -> Result<RuleFile, Vec<RuleFileError>> {
     parse_rule_file(&text, file)
 }
 
-fn check(f: &RuleFile, file: &Path) -> Vec<RuleFileError> {
+pub(crate) fn check(f: &RuleFile, file: &Path) -> Vec<RuleFileError> {
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     for g in &f.groups {

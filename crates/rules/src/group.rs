@@ -11,7 +11,8 @@ use vigil_model::{Appendable, Appender, Labels, LabelsBuilder, Value};
 
 use crate::alert::{Alert, AlertState};
 use crate::file::GroupDef;
-use crate::rule::{EvalEnv, Health, QueryFunc, Rule};
+use crate::query::QueryFunc;
+use crate::rule::{EvalEnv, Health, Rule};
 
 /// An alert on its way out of vigil: what Alertmanager's v2 API and
 /// vigil's notifier take.
@@ -37,6 +38,30 @@ impl OutgoingAlert {
 }
 
 /// Where alerts go: Alertmanager, vigil's notifier, a channel, a log.
+///
+/// Implemented for closures and for the sending halves of channels, so an
+/// embedding program can react to alerts in-process:
+///
+/// - `Fn(Vec<OutgoingAlert>)`: called with each batch;
+/// - [`std::sync::mpsc::Sender`] and [`tokio::sync::mpsc::UnboundedSender`]:
+///   each batch is sent; the caller owns the queue and its growth;
+/// - [`std::sync::mpsc::SyncSender`] and [`tokio::sync::mpsc::Sender`]
+///   (bounded): a batch that does not fit is dropped with a warning, as
+///   Prometheus's notifier drops alerts when its queue is full, because
+///   evaluation must not wait on a slow reader. Firing alerts are re-sent
+///   every `resend_delay`, so a dropped batch is repeated later.
+///
+/// A batch sent to a channel whose receiver is gone is discarded.
+///
+/// ```
+/// use std::sync::mpsc;
+/// use vigil_rules::{AlertSink, OutgoingAlert};
+///
+/// let (tx, rx) = mpsc::channel::<Vec<OutgoingAlert>>();
+/// let sink: Box<dyn AlertSink> = Box::new(tx);
+/// sink.send(Vec::new());
+/// assert!(rx.try_recv().unwrap().is_empty());
+/// ```
 pub trait AlertSink: Send + Sync {
     /// Takes a batch of alerts to deliver. Must not block for long.
     fn send(&self, alerts: Vec<OutgoingAlert>);
@@ -45,6 +70,41 @@ pub trait AlertSink: Send + Sync {
 impl<F: Fn(Vec<OutgoingAlert>) + Send + Sync> AlertSink for F {
     fn send(&self, alerts: Vec<OutgoingAlert>) {
         self(alerts)
+    }
+}
+
+impl AlertSink for std::sync::mpsc::Sender<Vec<OutgoingAlert>> {
+    fn send(&self, alerts: Vec<OutgoingAlert>) {
+        // A receiver that is gone wants no alerts.
+        let _ = std::sync::mpsc::Sender::send(self, alerts);
+    }
+}
+
+impl AlertSink for std::sync::mpsc::SyncSender<Vec<OutgoingAlert>> {
+    fn send(&self, alerts: Vec<OutgoingAlert>) {
+        if let Err(std::sync::mpsc::TrySendError::Full(dropped)) = self.try_send(alerts) {
+            tracing::warn!(
+                alerts = dropped.len(),
+                "alert channel is full; alerts dropped"
+            );
+        }
+    }
+}
+
+impl AlertSink for tokio::sync::mpsc::UnboundedSender<Vec<OutgoingAlert>> {
+    fn send(&self, alerts: Vec<OutgoingAlert>) {
+        let _ = tokio::sync::mpsc::UnboundedSender::send(self, alerts);
+    }
+}
+
+impl AlertSink for tokio::sync::mpsc::Sender<Vec<OutgoingAlert>> {
+    fn send(&self, alerts: Vec<OutgoingAlert>) {
+        if let Err(tokio::sync::mpsc::error::TrySendError::Full(dropped)) = self.try_send(alerts) {
+            tracing::warn!(
+                alerts = dropped.len(),
+                "alert channel is full; alerts dropped"
+            );
+        }
     }
 }
 
@@ -427,4 +487,45 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
         "{}/graph?g0.expr={enc}&g0.tab=1",
         external_url.trim_end_matches('/')
     )
+}
+
+#[cfg(test)]
+mod sink_tests {
+    use super::*;
+
+    fn alert(name: &str) -> OutgoingAlert {
+        OutgoingAlert {
+            labels: Labels::from_pairs([("alertname", name)]),
+            annotations: BTreeMap::new(),
+            starts_at: 0,
+            ends_at: 1,
+            generator_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn channels_receive_batches_and_bounded_ones_drop_what_does_not_fit() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        AlertSink::send(&tx, vec![alert("a")]);
+        assert_eq!(rx.try_recv().unwrap(), vec![alert("a")]);
+        drop(rx);
+        AlertSink::send(&tx, vec![alert("gone")]); // no receiver: discarded
+
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        AlertSink::send(&tx, vec![alert("a")]);
+        AlertSink::send(&tx, vec![alert("b")]); // full: dropped, not blocking
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![vec![alert("a")]]);
+
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        AlertSink::send(&tx, vec![alert("a")]);
+        AlertSink::send(&tx, vec![alert("b")]);
+        assert_eq!(rx.try_recv().unwrap(), vec![alert("a")]);
+        assert!(rx.try_recv().is_err());
+
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        AlertSink::send(&tx, vec![alert("a")]);
+        AlertSink::send(&tx, vec![alert("b")]);
+        assert_eq!(rx.try_recv().unwrap(), vec![alert("a")]);
+        assert_eq!(rx.try_recv().unwrap(), vec![alert("b")]);
+    }
 }

@@ -12,9 +12,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_model::{Appendable, Labels};
 
-use crate::file::{load_rule_file, RuleFileError};
+use crate::file::{load_rule_file, parse_rule_file, RuleFile, RuleFileError};
+use crate::group::OutgoingAlert;
 use crate::group::{AlertSink, Group, GroupEnv, SavedGroup};
-use crate::rule::QueryFunc;
+use crate::query::QueryFunc;
 
 /// Settings of a [`RuleManager`].
 #[derive(Debug, Clone)]
@@ -48,7 +49,8 @@ impl Default for ManagerOptions {
     }
 }
 
-/// Loads and checks every rule file, then builds the groups.
+/// Loads and checks every rule file, then builds the groups. Every error
+/// of every file is returned, and then no group at all.
 pub fn load_groups(
     files: &[PathBuf],
     default_interval: i64,
@@ -57,20 +59,7 @@ pub fn load_groups(
     let mut groups = Vec::new();
     for f in files {
         match load_rule_file(f) {
-            Ok(rf) => {
-                for g in &rf.groups {
-                    match Group::new(g, f, default_interval) {
-                        Ok(g) => groups.push(g),
-                        Err(reason) => errors.push(RuleFileError {
-                            file: f.clone(),
-                            group: Some(g.name.clone()),
-                            rule: None,
-                            line: None,
-                            reason,
-                        }),
-                    }
-                }
-            }
+            Ok(rf) => build_groups(&rf, f, default_interval, &mut groups, &mut errors),
             Err(e) => errors.extend(e),
         }
     }
@@ -78,6 +67,59 @@ pub fn load_groups(
         Ok(groups)
     } else {
         Err(errors)
+    }
+}
+
+/// Parses and checks a rule file's text, then builds its groups. `file`
+/// names the source in errors and identifies the groups (their key, their
+/// alignment, their persisted state); it is not read.
+///
+/// ```
+/// use std::path::Path;
+///
+/// let groups = vigil_rules::parse_groups(
+///     "groups:\n- name: app\n  rules:\n  - alert: Down\n    expr: up == 0\n",
+///     Path::new("app.rules.yml"),
+///     60_000,
+/// )
+/// .unwrap();
+/// assert_eq!(groups[0].name, "app");
+/// assert!(vigil_rules::parse_groups("groups: [{name: g, rules: [{record: x}]}]", Path::new("r"), 60_000).is_err());
+/// ```
+pub fn parse_groups(
+    text: &str,
+    file: &Path,
+    default_interval: i64,
+) -> Result<Vec<Group>, Vec<RuleFileError>> {
+    let rf = parse_rule_file(text, file)?;
+    let mut groups = Vec::new();
+    let mut errors = Vec::new();
+    build_groups(&rf, file, default_interval, &mut groups, &mut errors);
+    if errors.is_empty() {
+        Ok(groups)
+    } else {
+        Err(errors)
+    }
+}
+
+fn build_groups(
+    rf: &RuleFile,
+    file: &Path,
+    default_interval: i64,
+    groups: &mut Vec<Group>,
+    errors: &mut Vec<RuleFileError>,
+) {
+    for g in &rf.groups {
+        match Group::new(g, file, default_interval) {
+            Ok(g) => groups.push(g),
+            Err(reason) => errors.push(RuleFileError {
+                file: file.to_path_buf(),
+                group: Some(g.name.clone()),
+                rule: None,
+                line: None,
+                reason,
+            }),
+        }
     }
 }
 
@@ -197,23 +239,7 @@ impl<A: Appendable + 'static> RuleManager<A> {
 
     /// Restores persisted state for a group that is new to this process.
     fn restore(&self, g: &mut Group, now: i64) {
-        let opts = self.opts.read();
-        let Some(dir) = &opts.state_dir else { return };
-        let path = state_path(dir, g);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return;
-        };
-        match serde_json::from_str::<SavedGroup>(&text) {
-            Ok(saved) => {
-                let n = g.restore(&saved, now, opts.outage_tolerance);
-                if n > 0 {
-                    tracing::info!(group = %g.name, alerts = n, "restored alert state");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(file = %path.display(), error = %e, "persisted alert state is unreadable; restoring from ALERTS_FOR_STATE instead");
-            }
-        }
+        restore_persisted(g, &self.opts.read(), now);
     }
 
     fn spawn(&self, g: Group) -> Running {
@@ -300,7 +326,20 @@ pub fn eval_and_persist<A: Appendable>(
     opts: &ManagerOptions,
     ts: i64,
 ) {
-    let mut g = group.lock();
+    eval_group(&mut group.lock(), storage, query, sink, opts, ts);
+}
+
+/// One evaluation of a group at `ts` (restoring `for` progress from
+/// `ALERTS_FOR_STATE` on its first one when nothing was persisted), then
+/// its alert state to disk. Returns the alerts sent.
+pub(crate) fn eval_group<A: Appendable>(
+    g: &mut Group,
+    storage: &A,
+    query: &dyn QueryFunc,
+    sink: &dyn AlertSink,
+    opts: &ManagerOptions,
+    ts: i64,
+) -> Vec<OutgoingAlert> {
     let first = !g.is_restored();
     let env = GroupEnv {
         query,
@@ -311,15 +350,37 @@ pub fn eval_and_persist<A: Appendable>(
         resend_delay: opts.resend_delay,
         outage_tolerance: opts.outage_tolerance,
     };
-    g.eval(ts, &env);
+    let sent = g.eval(ts, &env);
     if first {
         // Nothing was persisted for this group: take `for` progress from
         // the ALERTS_FOR_STATE series written before the restart.
         g.restore_from_series(query, ts, opts.outage_tolerance);
     }
     if let Some(dir) = &opts.state_dir {
-        if let Err(e) = persist(dir, &g, ts) {
+        if let Err(e) = persist(dir, g, ts) {
             tracing::warn!(group = %g.name, error = %e, "persisting alert state failed");
+        }
+    }
+    sent
+}
+
+/// Restores the state persisted in `opts.state_dir` into a group new to
+/// this process, if there is any and it is recent enough.
+pub(crate) fn restore_persisted(g: &mut Group, opts: &ManagerOptions, now: i64) {
+    let Some(dir) = &opts.state_dir else { return };
+    let path = state_path(dir, g);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return;
+    };
+    match serde_json::from_str::<SavedGroup>(&text) {
+        Ok(saved) => {
+            let n = g.restore(&saved, now, opts.outage_tolerance);
+            if n > 0 {
+                tracing::info!(group = %g.name, alerts = n, "restored alert state");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "persisted alert state is unreadable; restoring from ALERTS_FOR_STATE instead");
         }
     }
 }

@@ -9,14 +9,8 @@ use vigil_promql::Sample;
 
 use crate::alert::{self, Alert, AlertState};
 use crate::file::RuleDef;
+use crate::query::QueryFunc;
 use crate::template::{QueryFn, QuerySample, RenderOptions, Template, TemplateData};
-
-/// Evaluates PromQL for rules: an instant query at `t` (ms). A scalar
-/// result is one sample with no labels.
-pub trait QueryFunc: Send + Sync {
-    /// Runs `expr` at `t`.
-    fn query(&self, expr: &Expr, t: i64) -> Result<Vec<Sample>, String>;
-}
 
 /// The health of a rule after its last evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,7 +206,7 @@ struct TemplateQuery<'a> {
 impl QueryFn for TemplateQuery<'_> {
     fn query(&self, expr: &str) -> Result<Vec<QuerySample>, String> {
         let e = vigil_promql::parse(expr).map_err(|e| e.to_string())?;
-        let v = self.query.query(&e, self.t)?;
+        let v = self.query.query(&e, self.t).map_err(|e| e.to_string())?;
         Ok(v.into_iter()
             .map(|s| QuerySample {
                 labels: s.labels,
@@ -226,7 +220,7 @@ impl RecordingRule {
     /// Evaluates the rule at `t` (the query time: evaluation time minus the
     /// group's query offset): the series to store, named and labelled.
     pub fn eval(&self, t: i64, env: &EvalEnv<'_>) -> Result<Vec<Sample>, String> {
-        let res = env.query.query(&self.expr, t)?;
+        let res = env.query.query(&self.expr, t).map_err(|e| e.to_string())?;
         let mut out = Vec::with_capacity(res.len());
         let mut seen = std::collections::HashSet::with_capacity(res.len());
         for s in res {
@@ -260,7 +254,7 @@ impl AlertingRule {
     /// time, moves its alerts, and returns the `ALERTS` and
     /// `ALERTS_FOR_STATE` samples to store (at `t`).
     pub fn eval(&mut self, ts: i64, t: i64, env: &EvalEnv<'_>) -> Result<Vec<Sample>, String> {
-        let res = env.query.query(&self.expr, t)?;
+        let res = env.query.query(&self.expr, t).map_err(|e| e.to_string())?;
         let tq = TemplateQuery {
             query: env.query,
             t: ts,

@@ -5,14 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use vigil_model::{Appendable, Appender, Labels, MatchOp, MemStorage, Value};
-use vigil_promql::{Engine, EngineOptions, QueryValue, Sample};
+use vigil_promql::{Engine, EngineOptions};
 
 use crate::file::Duration;
 use crate::group::GroupEnv;
-use crate::rule::{QueryFunc, Rule};
+use crate::query::{EngineQuery, QueryFunc};
+use crate::rule::Rule;
 use crate::{AlertState, Group};
 
 /// A unit test file.
@@ -205,29 +207,6 @@ fn selector_labels(s: &str) -> Result<Labels, String> {
     Ok(Labels::from_pairs(pairs))
 }
 
-struct EngineQuery<'a> {
-    engine: &'a Engine,
-    store: &'a MemStorage,
-}
-
-impl QueryFunc for EngineQuery<'_> {
-    fn query(&self, expr: &promql_parser::parser::Expr, t: i64) -> Result<Vec<Sample>, String> {
-        let r = self
-            .engine
-            .instant_query_expr(self.store, expr, t)
-            .map_err(|e| e.to_string())?;
-        match r.value {
-            QueryValue::Vector(v) => Ok(v),
-            QueryValue::Scalar { t, v } => Ok(vec![Sample {
-                labels: Labels::empty(),
-                t,
-                v,
-            }]),
-            _ => Err("expression must return a vector or scalar".into()),
-        }
-    }
-}
-
 /// Runs a unit test file. `Ok` with the failures found (empty: passed);
 /// `Err` when the file itself or a rule file is invalid.
 pub fn run_test_file(path: &Path) -> Result<Vec<String>, String> {
@@ -277,11 +256,7 @@ fn run_group(
         }
         app.commit().map_err(|e| e.to_string())?;
     }
-    let engine = Engine::new(EngineOptions::default());
-    let q = EngineQuery {
-        engine: &engine,
-        store: &store,
-    };
+    let q = EngineQuery::new(Arc::new(Engine::new(EngineOptions::default())), &store);
     let ext = Labels::from_pairs(tg.external_labels.iter());
     let url = tg.external_url.clone().unwrap_or_default();
     let max_t = tg

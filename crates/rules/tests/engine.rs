@@ -5,34 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use promql_parser::parser::Expr;
 use vigil_model::{Appendable, Appender, Labels, MemStorage, Value};
-use vigil_promql::{Engine, EngineOptions, QueryValue, Sample};
+use vigil_promql::{Engine, EngineOptions};
 use vigil_rules::group::GroupEnv;
-use vigil_rules::{parse_rule_file, AlertState, Group, OutgoingAlert, QueryFunc, Rule};
+use vigil_rules::{
+    parse_rule_file, AlertState, EngineQuery, Group, OutgoingAlert, QueryFunc, Rule,
+};
 
-struct Q {
-    engine: Engine,
-    store: Arc<MemStorage>,
-}
-
-impl QueryFunc for Q {
-    fn query(&self, expr: &Expr, t: i64) -> Result<Vec<Sample>, String> {
-        let r = self
-            .engine
-            .instant_query_expr(&*self.store, expr, t)
-            .map_err(|e| e.to_string())?;
-        match r.value {
-            QueryValue::Vector(v) => Ok(v),
-            QueryValue::Scalar { t, v } => Ok(vec![Sample {
-                labels: Labels::empty(),
-                t,
-                v,
-            }]),
-            _ => Err("not a vector".into()),
-        }
-    }
-}
+/// The ready-made query function over the in-memory store.
+type Q = EngineQuery<Arc<MemStorage>>;
 
 #[derive(Default)]
 struct Sink(Mutex<Vec<Vec<OutgoingAlert>>>);
@@ -54,10 +35,10 @@ impl World {
     fn new() -> World {
         let store = Arc::new(MemStorage::new());
         World {
-            q: Q {
-                engine: Engine::new(EngineOptions::default()),
-                store: store.clone(),
-            },
+            q: EngineQuery::new(
+                Arc::new(Engine::new(EngineOptions::default())),
+                store.clone(),
+            ),
             store,
             sink: Sink::default(),
             ext: Labels::from_pairs([("site", "eu")]),

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::RwLock;
 use vigil_tsdb::Db;
 
-use vigil_rules::{ManagerOptions, QueryFunc, RuleManager};
+use vigil_rules::{EngineQuery, ManagerOptions, RuleManager};
 use vigil_scrape::probe::ProbeManager;
 use vigil_scrape::{ScrapeManager, ScrapeOptions};
 
@@ -71,34 +71,6 @@ pub(crate) struct LifecycleOptions {
     pub(crate) config_reload: Arc<RwLock<ReloadStatus>>,
 }
 
-/// Rule queries run through the PromQL engine over the database.
-struct EngineQuery {
-    engine: Arc<vigil_promql::Engine>,
-    db: Arc<Db>,
-}
-
-impl QueryFunc for EngineQuery {
-    fn query(
-        &self,
-        expr: &promql_parser::parser::Expr,
-        t: i64,
-    ) -> Result<Vec<vigil_promql::Sample>, String> {
-        let r = self
-            .engine
-            .instant_query_expr(&*self.db, expr, t)
-            .map_err(|e| e.to_string())?;
-        match r.value {
-            vigil_promql::QueryValue::Vector(v) => Ok(v),
-            vigil_promql::QueryValue::Scalar { t, v } => Ok(vec![vigil_promql::Sample {
-                labels: vigil_model::Labels::empty(),
-                t,
-                v,
-            }]),
-            _ => Err("rule expressions must return an instant vector or a scalar".into()),
-        }
-    }
-}
-
 /// Rule file errors as one message, one error per line.
 fn rule_errors(errors: &[vigil_rules::RuleFileError]) -> String {
     let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
@@ -137,10 +109,7 @@ impl Lifecycle {
             .map_err(|e| format!("scrape_configs: {e}"))?;
         let rules = Arc::new(RuleManager::new(
             db.clone(),
-            Arc::new(EngineQuery {
-                engine,
-                db: db.clone(),
-            }),
+            Arc::new(EngineQuery::new(engine, db.clone())),
             notifier.clone(),
             ManagerOptions {
                 external_labels: config.global.external_labels.clone(),

@@ -22,6 +22,7 @@ use vigil_model::{
 use crate::block::{self, Block, BlockMeta};
 use crate::error::TsdbError;
 use crate::head::{Head, HeadAppender, HeadOptions};
+use crate::memory::RamDir;
 use crate::mmap::DirLock;
 use crate::querier::MergeQuerier;
 
@@ -116,6 +117,9 @@ pub struct Db {
     /// Retention in force: (time, size). Starts from the options; a
     /// configuration reload may change it.
     retention: RwLock<(Option<i64>, Option<u64>)>,
+    /// The RAM directory of an in-memory database, removed on drop. Last,
+    /// so it is dropped after the head and the lock.
+    ram: Option<RamDir>,
 }
 
 impl Db {
@@ -155,7 +159,65 @@ impl Db {
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
             stats,
+            ram: None,
         })
+    }
+
+    /// Opens a new, empty database that lives in memory and disappears
+    /// when it is dropped, with the default [`Options`].
+    ///
+    /// How: the database is the ordinary one (WAL, head chunks, blocks,
+    /// the same code and guarantees as on disk) in a fresh private
+    /// directory on a RAM filesystem, `/dev/shm/vigil-mem-<pid>-<n>`,
+    /// which is deleted when the `Db` is dropped. Nothing is written to a
+    /// disk; if `/dev/shm` is not a tmpfs (or ramfs) mount, as on systems
+    /// other than Linux, this fails with [`TsdbError::NoRamFilesystem`]
+    /// instead of falling back to one. A process killed before dropping
+    /// its database leaves the directory behind; the next in-memory open
+    /// on the machine removes it.
+    ///
+    /// Durability: none across processes; the data goes with the `Db` (and
+    /// with the machine). Within the process everything committed is
+    /// readable at once, as on disk.
+    ///
+    /// Memory: the pages count against the tmpfs size limit (half the RAM
+    /// by default; 64 MiB in a default Docker container, raised with
+    /// `--shm-size`). Recent samples are held twice, compressed in head
+    /// chunks and in WAL records, until [`maintain`](Self::maintain) moves
+    /// a block range (2 h by default) out of the head and checkpoints the
+    /// WAL. As on disk, nothing is persisted, compacted or removed by
+    /// retention unless [`maintain`](Self::maintain) runs: call it
+    /// periodically, or use [`spawn_maintenance`](Self::spawn_maintenance).
+    ///
+    /// ```
+    /// use vigil_model::{labels, Appender, Value};
+    /// use vigil_tsdb::Db;
+    ///
+    /// let db = Db::open_in_memory()?;
+    /// let mut app = db.appender();
+    /// app.append(None, &labels!("__name__" => "jobs_done_total"), 1_000, Value::Float(3.0))?;
+    /// app.commit()?;
+    /// let dir = db.dir().to_path_buf();
+    /// assert!(dir.starts_with("/dev/shm"));
+    /// drop(db);
+    /// assert!(!dir.exists());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_in_memory() -> Result<Db, TsdbError> {
+        Self::open_in_memory_with(Options::default())
+    }
+
+    /// [`open_in_memory`](Self::open_in_memory) with the given options.
+    pub fn open_in_memory_with(opts: Options) -> Result<Db, TsdbError> {
+        let ram = RamDir::create()?;
+        let mut db = Db::open(ram.path(), opts)?;
+        db.ram = Some(ram);
+        Ok(db)
+    }
+
+    /// Whether the database lives in memory ([`open_in_memory`](Self::open_in_memory)).
+    pub fn is_in_memory(&self) -> bool {
+        self.ram.is_some()
     }
 
     /// The data directory.

@@ -40,6 +40,15 @@ pub enum TsdbError {
     /// in use by another process).
     #[error("{0}")]
     Mmap(#[from] MmapError),
+    /// [`Db::open_in_memory`](crate::Db::open_in_memory) found no RAM
+    /// filesystem to hold the database, and refuses to use a disk instead.
+    #[error("no RAM filesystem for an in-memory database: {path} is {found}, not tmpfs or ramfs")]
+    NoRamFilesystem {
+        /// Where one was looked for (`/dev/shm`).
+        path: PathBuf,
+        /// The filesystem type found there, or "no such mount".
+        found: String,
+    },
 }
 
 impl TsdbError {

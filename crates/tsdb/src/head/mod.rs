@@ -2,7 +2,7 @@
 //!
 //! - Series live in striped maps, one by reference and one by label hash
 //!   (hash collisions are handled by comparing labels). Each series has a
-//!   stable [`SeriesRef`] handed out in increasing order.
+//!   stable [`SeriesRef`](vigil_model::SeriesRef) handed out in increasing order.
 //! - Each series keeps one open chunk in memory. Completed chunks are written
 //!   to the head chunk file ([`crate::chunks_head`]) and read back through a
 //!   memory map, so RAM holds only open chunks, chunk metadata and the index.
