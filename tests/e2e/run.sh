@@ -57,10 +57,31 @@ YAML
     --web.listen-address="127.0.0.1:$VPORT" > "$WORK/vigil.log" 2>&1 &
 PIDS+=($!)
 
+# A third vigil (further down) is Prometheus's Alertmanager: vigil's own
+# notifier behind Alertmanager's v2 API.
+V3PORT=$(free_port); HOOK3=$(free_port)
+cat > "$WORK/prom-rules.yml" <<YAML
+groups:
+  - name: prom
+    rules:
+      - alert: PromFlag
+        expr: e2e_flag == 1
+        labels:
+          severity: critical
+        annotations:
+          summary: "raised, seen by Prometheus"
+YAML
 cat > "$WORK/prometheus.yml" <<YAML
 global:
   scrape_interval: 1s
   scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+  - $WORK/prom-rules.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ['127.0.0.1:$V3PORT']
 scrape_configs:
   - job_name: e2e
     static_configs:
@@ -156,6 +177,31 @@ wait_url "http://127.0.0.1:$V2PORT/-/ready"
 python3 "$ROOT/tests/e2e/alerts.py" "http://127.0.0.1:$V2PORT" "http://127.0.0.1:$EXP" \
     "http://127.0.0.1:$AMPORT" "$WORK/notifications.jsonl"
 
+# ---------------------------------------------------------------- notifier
+# vigil as Prometheus 2.42's Alertmanager: it routes what Prometheus sends
+# to a webhook, and amtool lists its alerts and silences through the v2 API.
+python3 "$ROOT/tests/e2e/webhook.py" "$HOOK3" "$WORK/notify3.jsonl" > "$WORK/webhook3.log" 2>&1 &
+PIDS+=($!)
+cat > "$WORK/vigil-notify.yml" <<YAML
+notify:
+  route:
+    receiver: team
+    group_by: [alertname]
+    group_wait: 1s
+    group_interval: 1s
+    repeat_interval: 1h
+  receivers:
+    - name: team
+      webhook_configs:
+        - url: http://127.0.0.1:$HOOK3/
+YAML
+"$VIGIL" check config "$WORK/vigil-notify.yml"
+"$VIGIL" --config.file="$WORK/vigil-notify.yml" --storage.tsdb.path="$WORK/vigil-notify-data" \
+    --web.listen-address="127.0.0.1:$V3PORT" > "$WORK/vigil-notify.log" 2>&1 &
+PIDS+=($!)
+wait_url "http://127.0.0.1:$V3PORT/-/ready"
+python3 "$ROOT/tests/e2e/notify.py" "http://127.0.0.1:$V3PORT" "http://127.0.0.1:$EXP" "$WORK/notify3.jsonl"
+
 # ---------------------------------------------------------------- web UI
 # Browser tests in real headless Chromium (Debian's chromium driven by
 # playwright-core from ui/node_modules): they start their own vigil with
@@ -164,4 +210,9 @@ command -v chromium >/dev/null || { echo "e2e: chromium is not installed" >&2; e
 [ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
 VIGIL_BIN="$VIGIL" VIGIL_UI_TEST_OUT="${VIGIL_UI_TEST_OUT:-$ROOT/ui/test-output}" \
     node --test ui/e2e/browser.test.mjs
+
+# ------------------------------------------------------- remote write out
+# vigil forwards to a real VictoriaMetrics through a 30 s outage and a
+# SIGKILL restart; every sample is compared (tests/e2e/remote_write.sh).
+VIGIL_BIN="$VIGIL" tests/e2e/remote_write.sh
 echo "e2e: passed"

@@ -3,8 +3,8 @@
 //! batch, retries with backoff on network errors, 5xx and 429, and
 //! `prometheus_notifications_*`-style metrics.
 //!
-//! Without Alertmanagers the alerts go to the log until vigil's own
-//! notifier (issue #8) takes them.
+//! Alerts also go to vigil's own notifier when the `notify:` section
+//! configures it; with neither, they are logged.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -43,6 +43,9 @@ pub(crate) struct Notifier {
     stats: RwLock<Vec<(String, Arc<AmStats>)>>,
     dropped: AtomicU64,
     client: reqwest::Client,
+    /// vigil's own notifier (the `notify:` section), when configured: rule
+    /// alerts go to it in-process as well.
+    local: RwLock<Option<Arc<vigil_notify::Notifier>>>,
 }
 
 impl Notifier {
@@ -69,7 +72,13 @@ impl Notifier {
             stats: RwLock::new(Vec::new()),
             dropped: AtomicU64::new(0),
             client,
+            local: RwLock::new(None),
         }))
+    }
+
+    /// Sets (or clears) vigil's own notifier as a destination.
+    pub(crate) fn set_local(&self, local: Option<Arc<vigil_notify::Notifier>>) {
+        *self.local.write() = local;
     }
 
     /// Sets the Alertmanagers alerts go to.
@@ -248,14 +257,33 @@ impl Notifier {
 
 impl AlertSink for Notifier {
     fn send(&self, alerts: Vec<OutgoingAlert>) {
+        let local = self.local.read().clone();
+        if let Some(n) = &local {
+            let converted = alerts
+                .iter()
+                .map(|a| vigil_notify::Alert {
+                    labels: a.labels.clone(),
+                    annotations: a.annotations.clone(),
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    generator_url: a.generator_url.clone(),
+                    updated_at: 0,
+                })
+                .collect();
+            if let Err(e) = n.receive(converted) {
+                tracing::warn!(error = %e, "vigil's notifier refused alerts");
+            }
+        }
         if self.config.read().is_empty() {
-            let now = vigil_model::time::now_ms();
-            for a in &alerts {
-                tracing::info!(
-                    alert = %a.labels,
-                    state = if a.is_resolved(now) { "resolved" } else { "firing" },
-                    "alert (no Alertmanager configured; vigil's notifier arrives with issue #8)"
-                );
+            if local.is_none() {
+                let now = vigil_model::time::now_ms();
+                for a in &alerts {
+                    tracing::info!(
+                        alert = %a.labels,
+                        state = if a.is_resolved(now) { "resolved" } else { "firing" },
+                        "alert (no Alertmanager and no notify: section configured)"
+                    );
+                }
             }
             return;
         }

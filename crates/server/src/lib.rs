@@ -8,6 +8,7 @@
 
 mod admin;
 mod alertmanager;
+mod notify_api;
 mod api;
 #[doc(hidden)]
 pub use api::query_result_json;
@@ -167,6 +168,33 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/metadata", get(targets::metadata))
+        .route(
+            "/api/v2/alerts",
+            get(notify_api::get_alerts).post(notify_api::post_alerts),
+        )
+        .route("/api/v2/alerts/groups", get(notify_api::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(notify_api::get_silences).post(notify_api::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(notify_api::get_silence).delete(notify_api::delete_silence),
+        )
+        .route("/api/v2/status", get(notify_api::status))
+        .route("/api/v2/receivers", get(notify_api::receivers))
+        .route("/api/v1/notify/ack", post(notify_api::post_ack))
+        .route(
+            "/api/v1/notify/ack/{group}/{token}",
+            get(notify_api::ack_link).post(notify_api::ack_link),
+        )
+        .route("/api/v1/notify/acks", get(notify_api::get_acks))
+        .route(
+            "/api/v1/notify/acks/{id}",
+            axum::routing::delete(notify_api::delete_ack),
+        )
+        .route("/api/v1/notify/escalations", get(notify_api::get_escalations))
+        .route("/api/v1/notify/history", get(notify_api::get_history))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
         .route("/api/v1/targets", get(targets::targets))

@@ -52,8 +52,22 @@ pub(crate) struct Lifecycle {
     /// Sends alerts to `alerting.alertmanagers`.
     pub(crate) notifier: Arc<Notifier>,
     notifier_task: tokio::task::JoinHandle<()>,
+    /// vigil's own notifier (`notify:`), with the task that runs it.
+    local: parking_lot::Mutex<Option<LocalNotify>>,
+    /// Where the notifier keeps its state.
+    notify_dir: PathBuf,
+    /// The URL vigil is reached at.
+    external_url: String,
     /// The queues of `remote_write`.
     pub(crate) remote_write: crate::remote_send::RemoteWriteManager,
+}
+
+/// vigil's own notifier and what runs it.
+#[derive(Debug)]
+struct LocalNotify {
+    notifier: Arc<vigil_notify::Notifier>,
+    stop: tokio::sync::watch::Sender<bool>,
+    text: String,
 }
 
 /// How the lifecycle is set up by the server.
@@ -94,6 +108,7 @@ impl Lifecycle {
         let notifier = Notifier::new().map_err(|e| format!("building the alert sender: {e}"))?;
         notifier.apply(&config.alerting.alertmanagers);
         let notifier_task = notifier.spawn();
+        let notify_dir = db.dir().join("notify");
         let remote_write = crate::remote_send::RemoteWriteManager::new(db.clone())
             .map_err(|e| format!("building the remote-write sender: {e}"))?;
         remote_write
@@ -145,14 +160,113 @@ impl Lifecycle {
             rules,
             notifier,
             notifier_task,
+            local: parking_lot::Mutex::new(None),
+            notify_dir,
+            external_url: opts.external_url.clone(),
             remote_write,
         };
         lc.apply_storage(&config);
+        lc.apply_notify(config.notify.as_ref()).await?;
         Ok(lc)
+    }
+
+    /// Starts, reconfigures or stops vigil's own notifier to match the
+    /// `notify:` section. State (silences, acks, escalations, the
+    /// notification log) survives reconfiguration and restarts.
+    async fn apply_notify(
+        &self,
+        section: Option<&crate::config::NotifySection>,
+    ) -> Result<(), String> {
+        let existing = self.local.lock().as_ref().map(|l| l.notifier.clone());
+        match (section, existing) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => {
+                if let Some(l) = self.local.lock().take() {
+                    let _ = l.stop.send(true);
+                }
+                self.notifier.set_local(None);
+                Ok(())
+            }
+            (Some(s), Some(n)) => {
+                let cfg = s.config.clone();
+                let text = s.text.clone();
+                tokio::task::spawn_blocking(move || n.apply_config(cfg))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("notify: {e}"))?;
+                if let Some(l) = self.local.lock().as_mut() {
+                    l.text = text;
+                }
+                Ok(())
+            }
+            (Some(s), None) => {
+                let cfg = s.config.clone();
+                let dir = self.notify_dir.clone();
+                let url = self.external_url.clone();
+                let base = self
+                    .file
+                    .as_ref()
+                    .and_then(|f| f.parent())
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let n = tokio::task::spawn_blocking(move || {
+                    let opts = vigil_notify::NotifierOptions {
+                        core: vigil_notify::CoreOptions {
+                            external_url: url,
+                            ..vigil_notify::CoreOptions::default()
+                        },
+                        ..vigil_notify::NotifierOptions::default()
+                    };
+                    vigil_notify::Notifier::with_options(
+                        cfg,
+                        &dir,
+                        Arc::new(vigil_notify::SystemClock),
+                        opts,
+                        integration_factory(base),
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("notify: {e}"))?;
+                let n = Arc::new(n);
+                let (stop, mut rx) = tokio::sync::watch::channel(false);
+                let runner = n.clone();
+                tokio::spawn(async move {
+                    runner
+                        .run(async move {
+                            let _ = rx.wait_for(|s| *s).await;
+                        })
+                        .await;
+                });
+                self.notifier.set_local(Some(n.clone()));
+                *self.local.lock() = Some(LocalNotify {
+                    notifier: n,
+                    stop,
+                    text: s.text.clone(),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// vigil's own notifier, when configured.
+    pub(crate) fn local_notifier(&self) -> Option<Arc<vigil_notify::Notifier>> {
+        self.local.lock().as_ref().map(|l| l.notifier.clone())
+    }
+
+    /// The text of the `notify:` section in force.
+    pub(crate) fn notify_config_text(&self) -> String {
+        self.local
+            .lock()
+            .as_ref()
+            .map(|l| l.text.clone())
+            .unwrap_or_default()
     }
 
     /// Stops scraping and rule evaluation (at server shutdown).
     pub(crate) async fn stop(&self) {
+        if let Some(l) = self.local.lock().take() {
+            let _ = l.stop.send(true);
+        }
         self.rules.stop().await;
         self.scrape.stop().await;
         self.probes.stop().await;
@@ -230,6 +344,9 @@ impl Lifecycle {
                             Err(errors) => Err(invalid(rule_errors(&errors))),
                             Ok(()) => {
                                 self.notifier.apply(&c.alerting.alertmanagers);
+                                if let Err(e) = self.apply_notify(c.notify.as_ref()).await {
+                                    tracing::error!(error = %e, "applying the notify section failed; the notifier keeps its previous configuration");
+                                }
                                 Ok(c)
                             }
                         },
@@ -407,4 +524,51 @@ fn write_rule_metrics(groups: &[vigil_rules::Group], out: &mut String) {
             let _ = writeln!(out, "{name}{{rule_group=\"{key}\"}} {}", get(g));
         }
     }
+}
+
+/// Builds receiver integrations with Alertmanager's `global` defaults and
+/// the `templates:` files (relative to `base`, the configuration file's
+/// directory) on top of vigil's default templates.
+fn integration_factory(base: PathBuf) -> vigil_notify::IntegrationFactory {
+    use vigil_notify::receivers::{build_with, BuildContext, ReceiverDefaults, Secret};
+    Arc::new(
+        move |cfg: &vigil_notify::Config, rc: &vigil_notify::receivers::ReceiverConfig| {
+            let mut templates = vigil_template::TemplateSet::with_defaults();
+            for t in &cfg.templates {
+                let pattern = if std::path::Path::new(t).is_absolute() {
+                    t.clone()
+                } else {
+                    base.join(t).to_string_lossy().into_owned()
+                };
+                templates
+                    .add_glob(&pattern)
+                    .map_err(|e| format!("templates: {e}"))?;
+            }
+            let g = &cfg.global;
+            let defaults = ReceiverDefaults {
+                smtp_from: g.smtp_from.clone(),
+                smtp_hello: g.smtp_hello.clone(),
+                smtp_smarthost: g.smtp_smarthost.clone(),
+                smtp_auth_username: g.smtp_auth_username.clone(),
+                smtp_auth_password: g.smtp_auth_password.clone().map(Secret::new),
+                smtp_auth_password_file: g.smtp_auth_password_file.as_ref().map(|p| base.join(p)),
+                smtp_auth_identity: g.smtp_auth_identity.clone(),
+                smtp_require_tls: g.smtp_require_tls,
+                slack_api_url: g.slack_api_url.clone().map(Secret::new),
+                slack_api_url_file: g.slack_api_url_file.as_ref().map(|p| base.join(p)),
+                http_config: match &g.http_config {
+                    Some(v) => Some(
+                        serde_json::from_value(v.clone())
+                            .map_err(|e| format!("global.http_config: {e}"))?,
+                    ),
+                    None => None,
+                },
+            };
+            let ctx = BuildContext {
+                templates: Arc::new(templates),
+                defaults,
+            };
+            build_with(rc, &ctx).map_err(|e| e.to_string())
+        },
+    )
 }

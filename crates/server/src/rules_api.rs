@@ -195,13 +195,45 @@ pub(crate) async fn rules(State(st): State<AppState>, p: Params) -> Result<Respo
     Ok(success(json!({ "groups": out }), Vec::new(), Vec::new()))
 }
 
-/// `GET /api/v1/alerts`.
+/// `GET /api/v1/alerts`. With vigil's notifier configured, each alert
+/// carries its acknowledgement (`ack`), if any.
 pub(crate) async fn alerts(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let acks: std::collections::HashMap<u64, vigil_notify::Ack> = st
+        .lifecycle
+        .local_notifier()
+        .map(|n| {
+            n.alerts(&vigil_notify::AlertFilter::default())
+                .into_iter()
+                .filter_map(|a| a.ack.map(|k| (a.fingerprint, k)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ext = st.lifecycle.external_labels();
     let mut out = Vec::new();
     for g in st.lifecycle.rules.groups() {
         for r in &g.rules {
             if let Rule::Alerting(a) = r {
-                out.extend(active(&a.active).into_iter().map(alert_json));
+                for al in active(&a.active) {
+                    let mut j = alert_json(al);
+                    // The notifier knows the alert by its labels as sent:
+                    // with the external labels it lacks.
+                    let mut b = vigil_model::LabelsBuilder::from_labels(&al.labels);
+                    for l in ext.iter() {
+                        if al.labels.get(l.name).is_none() {
+                            b.set(l.name, l.value);
+                        }
+                    }
+                    if let (Some(ack), Some(o)) =
+                        (acks.get(&b.build().stable_hash()), j.as_object_mut())
+                    {
+                        o.insert(
+                            "ack".into(),
+                            json!({"by": ack.by, "comment": ack.comment,
+                                   "at": time_json(Some(ack.at)), "id": ack.id}),
+                        );
+                    }
+                    out.push(j);
+                }
             }
         }
     }

@@ -952,3 +952,101 @@ fn every_endpoint_through_the_binary() {
         .status();
     assert!(child.wait().unwrap().success());
 }
+
+/// vigil's notifier through the binary: a rule's alert is routed to a
+/// webhook; the group is acknowledged through the API and the ack shows in
+/// /api/v1/alerts and the history; a silence is created and expired through
+/// Alertmanager's v2 API.
+#[test]
+fn notifier_routes_acks_and_silences() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, got) = fake_alertmanager();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - alert: Flag\n    expr: flag == 1\n    \
+         labels: {severity: critical}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rule_files: [rules.yml]\nnotify:\n  route:\n    receiver: hook\n    group_by: [alertname]\n    \
+             group_wait: 1s\n    group_interval: 1s\n  receivers:\n  - name: hook\n    webhook_configs:\n    \
+             - url: http://127.0.0.1:{hook}/\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (mut child, port) = start(&[
+        "--config.file".as_ref(),
+        cfg.as_os_str(),
+        "--storage.tsdb.path".as_ref(),
+        data.as_os_str(),
+    ]);
+    let t = std::time::Instant::now();
+    while got.lock().unwrap().is_empty() {
+        assert_eq!(push_flag(port, 1.0), 204);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "never notified"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let first = got.lock().unwrap()[0].clone();
+    assert!(
+        first.contains("\"version\":\"4\"") && first.contains("\"alertname\":\"Flag\""),
+        "{first}"
+    );
+    let (code, groups) = http(port, "GET", "/api/v2/alerts/groups").unwrap();
+    assert_eq!(code, 200, "{groups}");
+    let i = groups.find("\"id\":\"").expect("group id") + 6;
+    let id = &groups[i..i + 16];
+    let body = format!("{{\"group\":\"{id}\",\"by\":\"alice\",\"comment\":\"on it\"}}");
+    let (code, resp) = request(
+        port,
+        "POST",
+        "/api/v1/notify/ack",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(code, 200, "{resp}");
+    let (_, alerts) = http(port, "GET", "/api/v1/alerts").unwrap();
+    assert!(
+        alerts.contains("\"by\":\"alice\"") && alerts.contains("on it"),
+        "{alerts}"
+    );
+    let (_, hist) = http(port, "GET", "/api/v1/notify/history").unwrap();
+    assert!(hist.contains("alice"), "{hist}");
+    let (code, bad) = request(port, "POST", "/api/v1/notify/ack", &[], b"{\"by\":\"x\"}");
+    assert_eq!(code, 400, "{bad}");
+
+    let silence = br#"{"matchers":[{"name":"alertname","value":"Flag","isRegex":false,"isEqual":true}],"startsAt":"2020-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"bob","comment":"maintenance"}"#;
+    let (code, resp) = request(
+        port,
+        "POST",
+        "/api/v2/silences",
+        &[("Content-Type", "application/json")],
+        silence,
+    );
+    assert_eq!(code, 200, "{resp}");
+    let i = resp.find("\"silenceID\":\"").unwrap() + 13;
+    let sid = resp[i..].split('"').next().unwrap().to_string();
+    let (_, list) = http(port, "GET", "/api/v2/silences").unwrap();
+    assert!(
+        list.contains(&sid) && list.contains("\"state\":\"active\""),
+        "{list}"
+    );
+    let (code, _) = request(port, "DELETE", &format!("/api/v2/silence/{sid}"), &[], b"");
+    assert_eq!(code, 200);
+    let (_, one) = http(port, "GET", &format!("/api/v2/silence/{sid}")).unwrap();
+    assert!(one.contains("\"state\":\"expired\""), "{one}");
+    let (code, _) = request(port, "POST", "/api/v2/silences", &[], b"{}");
+    assert_eq!(code, 400);
+
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+}

@@ -73,12 +73,14 @@ pub struct Config {
     pub rule_file_paths: Vec<PathBuf>,
     /// The `alerting` section.
     pub alerting: AlertingConfig,
+    /// vigil's `notify:` section (Alertmanager's schema), if any.
+    pub notify: Option<NotifySection>,
+    /// The `remote_write` section, validated.
+    pub remote_write: Vec<crate::remote_send::RemoteWriteConfig>,
     /// `dashboards` as written (globs of YAML dashboard files for the web UI).
     pub dashboards: Vec<String>,
     /// The dashboard files the globs match now, sorted.
     pub dashboard_paths: Vec<PathBuf>,
-    /// The `remote_write` section, validated.
-    pub remote_write: Vec<crate::remote_send::RemoteWriteConfig>,
     /// The text the configuration was read from (served by
     /// `/api/v1/status/config`).
     pub source: String,
@@ -107,6 +109,15 @@ impl Default for GlobalConfig {
             external_labels: Labels::empty(),
         }
     }
+}
+
+/// vigil's `notify:` section: inline, or `notify: {file: alertmanager.yml}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotifySection {
+    /// The notifier's configuration.
+    pub config: vigil_notify::Config,
+    /// Its text (for `/api/v2/status`).
+    pub text: String,
 }
 
 /// The `alerting` section: where alerts go.
@@ -166,6 +177,7 @@ impl Default for Config {
             remote_write: Vec::new(),
             dashboards: Vec::new(),
             dashboard_paths: Vec::new(),
+            notify: None,
             source: String::new(),
         }
     }
@@ -379,7 +391,13 @@ impl Config {
         crate::remote_send::config::validate_remote_writes(&remote_write)
             .map_err(|e| at("remote_write", e))?;
 
+        let notify = match raw.notify {
+            None => None,
+            Some(v) => Some(parse_notify(v, base).map_err(|e| at("notify", e))?),
+        };
+
         Ok(Config {
+            notify,
             global,
             scrape_configs,
             probes,
@@ -414,6 +432,7 @@ impl Config {
                 remote_write: Vec::new(),
                 dashboards: Vec::new(),
                 dashboard_paths: Vec::new(),
+                notify: None,
                 source: text,
             }
         })
@@ -482,6 +501,47 @@ fn find_name_line(text: &str, name: &str) -> Option<usize> {
         .last()
 }
 
+/// Reads the `notify:` section: Alertmanager's schema inline, or
+/// `{file: path}` naming an `alertmanager.yml` (relative to `base`).
+fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, String> {
+    let file = match &v {
+        serde_yaml_ng::Value::Mapping(m) if m.len() == 1 => m.get("file").map(|f| {
+            f.as_str()
+                .map(str::to_string)
+                .ok_or("notify.file must be a path")
+        }),
+        _ => None,
+    };
+    let (config, text) = match file {
+        Some(f) => {
+            let f = f?;
+            let path = base.join(&f);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("notify.file {}: {e}", path.display()))?;
+            let c: vigil_notify::Config = serde_yaml_ng::from_str(&text).map_err(|e| {
+                let loc = e
+                    .location()
+                    .map(|l| format!(":{}", l.line()))
+                    .unwrap_or_default();
+                format!(
+                    "{}{loc}: {}",
+                    path.display(),
+                    strip_location(&e.to_string())
+                )
+            })?;
+            (c, text)
+        }
+        None => {
+            let text = serde_yaml_ng::to_string(&v).map_err(|e| e.to_string())?;
+            let c: vigil_notify::Config = serde_yaml_ng::from_value(v)
+                .map_err(|e| format!("notify: {}", strip_location(&e.to_string())))?;
+            (c, text)
+        }
+    };
+    config.validate().map_err(|e| format!("notify: {e}"))?;
+    Ok(NotifySection { config, text })
+}
+
 /// serde_yaml_ng appends " at line L column C" to its messages; the error
 /// carries the position separately, so the message is kept without it.
 fn strip_location(msg: &str) -> String {
@@ -523,6 +583,7 @@ struct RawConfig {
     storage: Option<RawStorage>,
     rule_files: Option<Vec<String>>,
     alerting: Option<RawAlerting>,
+    notify: Option<serde_yaml_ng::Value>,
     dashboards: Option<Vec<String>>,
     remote_write: Option<Vec<crate::remote_send::RemoteWriteConfig>>,
     #[serde(default)]
