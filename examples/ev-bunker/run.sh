@@ -31,6 +31,10 @@ trap cleanup EXIT INT TERM
 
 start_postgres
 start_redis
+# Local stand-ins for Slack, the SMS gateway and the mail relay: they record
+# what vigil sends under $EVB_DIR/sink.
+python3 "$HERE/sink.py" "$SINK_PORT" "$SMTP_PORT" "$EVB_DIR/sink" >"$EVB_DIR/sink.log" 2>&1 &
+PIDS+=($!)
 prometheus-node-exporter --web.listen-address="127.0.0.1:$NODE_PORT" >"$EVB_DIR/node_exporter.log" 2>&1 &
 PIDS+=($!)
 DATA_SOURCE_NAME="postgresql://postgres@127.0.0.1:$PG_PORT/evbunker?sslmode=disable" \
@@ -44,6 +48,7 @@ PIDS+=($!)
 PIDS+=($!)
 sed -e "s|@APP_PORT@|$APP_PORT|g; s|@NODE_PORT@|$NODE_PORT|g; s|@PGX_PORT@|$PGX_PORT|g" \
     -e "s|@REDISX_PORT@|$REDISX_PORT|g; s|@VIGIL_PORT@|$VIGIL_PORT|g; s|@RULES_DIR@|$HERE/rules|g" \
+    -e "s|@DASHBOARDS_DIR@|$HERE/dashboards|g; s|@SINK_PORT@|$SINK_PORT|g; s|@SMTP_PORT@|$SMTP_PORT|g" \
     "$HERE/vigil.yml.in" > "$EVB_DIR/vigil.yml"
 "$BIN/vigil" check config "$EVB_DIR/vigil.yml" >"$EVB_DIR/check.log" || { cat "$EVB_DIR/check.log" >&2; exit 1; }
 "$BIN/vigil" --config.file "$EVB_DIR/vigil.yml" --storage.tsdb.path "$EVB_DIR/vigil-data" \
@@ -58,6 +63,7 @@ EV Bunker example is running (logs in $EVB_DIR):
   node_exporter  http://127.0.0.1:$NODE_PORT/metrics
   postgres       127.0.0.1:$PG_PORT   exporter http://127.0.0.1:$PGX_PORT/metrics
   redis          127.0.0.1:$REDIS_PORT   exporter http://127.0.0.1:$REDISX_PORT/metrics
+  sinks          Slack/SMS http://127.0.0.1:$SINK_PORT, SMTP 127.0.0.1:$SMTP_PORT, recorded in $EVB_DIR/sink
 Ctrl-C stops everything.
 TXT
 wait
