@@ -55,7 +55,7 @@ async function waitFor(fn, what, ms = 20000) {
 }
 
 async function api(path) {
-  const res = await fetch(new URL(path, base));
+  const res = await fetch(new URL(path, base), { signal: AbortSignal.timeout(15_000) });
   const body = await res.json();
   assert.equal(body.status, 'success', JSON.stringify(body));
   return body.data;
@@ -72,7 +72,10 @@ async function startVigil(config, data, port, prefix) {
   child.stderr.on('data', (d) => (log += d));
   child.on('exit', (code) => code !== null && code !== 0 && console.error(`vigil exited ${code}\n${log}`));
   try {
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}${prefix}/-/ready`)).ok, 'vigil ready');
+    await waitFor(
+      async () => (await fetch(`http://127.0.0.1:${port}${prefix}/-/ready`, { signal: AbortSignal.timeout(5_000) })).ok,
+      'vigil ready',
+    );
   } catch (e) {
     await stopVigil(child);
     throw e;
@@ -117,7 +120,7 @@ before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
   // Let vigil scrape itself a few times, for the dashboards' rates.
   await waitFor(async () => (await api('api/v1/query?query=count_over_time(up[1m])'))?.result?.[0]?.value?.[1] >= 5, 'self scrapes');
-});
+}, { timeout: 180_000 });
 
 after(async () => {
   await browser?.close();

@@ -72,6 +72,7 @@ export async function remoteWrite(url, series) {
       'X-Prometheus-Remote-Write-Version': '0.1.0',
     },
     body,
+    signal: AbortSignal.timeout(60_000),
   });
   if (res.status !== 204) throw new Error(`remote write: ${res.status} ${await res.text()}`);
 }
