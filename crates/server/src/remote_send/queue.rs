@@ -259,7 +259,8 @@ impl Queue {
         let pos_file = state_dir.join(format!("{}.json", cfg.position_key()));
         let wal = db.head().wal();
         let current = wal.current_segment();
-        let start = match load_position(&pos_file) {
+        let saved = load_position(&pos_file);
+        let start = match saved {
             Some(p) if p.segment <= current => p,
             Some(p) => {
                 tracing::warn!(queue = cfg.display_name(), saved = ?p, current,
@@ -276,6 +277,13 @@ impl Queue {
         };
         // Hold first, then look at what exists.
         let hold = wal.hold_segments(start.segment);
+        // A new (or reset) queue's starting point must be durable at once:
+        // otherwise a restart before its first acknowledgement would start
+        // it again at the then newest segment, skipping what came before.
+        if saved != Some(start) {
+            save_position(&pos_file, start, cfg.display_name())
+                .map_err(|e| format!("saving {}: {e}", pos_file.display()))?;
+        }
         let shared = Arc::new(QueueShared {
             v2: AtomicBool::new(cfg.protobuf_message == ProtobufMessage::V2),
             cfg,
