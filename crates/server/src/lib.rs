@@ -8,8 +8,8 @@
 
 mod admin;
 mod alertmanager;
-mod notify_api;
 mod api;
+mod notify_api;
 #[doc(hidden)]
 pub use api::query_result_json;
 pub mod config;
@@ -193,7 +193,10 @@ pub(crate) fn router(state: AppState) -> Router {
             "/api/v1/notify/acks/{id}",
             axum::routing::delete(notify_api::delete_ack),
         )
-        .route("/api/v1/notify/escalations", get(notify_api::get_escalations))
+        .route(
+            "/api/v1/notify/escalations",
+            get(notify_api::get_escalations),
+        )
         .route("/api/v1/notify/history", get(notify_api::get_history))
         .route("/api/v1/rules", get(rules_api::rules))
         .route("/api/v1/alerts", get(rules_api::alerts))
