@@ -12,6 +12,8 @@ import sys
 import time
 import urllib.request
 
+import e2elib
+
 vigil, exporter, am, hook = sys.argv[1:5]
 
 
@@ -21,22 +23,11 @@ def get(url):
 
 
 def wait(what, fn, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise SystemExit(f"e2e alerts: timed out waiting for {what}")
-        time.sleep(0.5)
+    return e2elib.wait("e2e alerts", what, fn, timeout)
 
 
 def notifications():
-    try:
-        with open(hook) as f:
-            return [json.loads(l) for l in f if l.strip()]
-    except FileNotFoundError:
-        return []
+    return e2elib.read_jsonl(hook)
 
 
 def vigil_alert():

@@ -13,26 +13,17 @@ import sys
 import time
 import urllib.request
 
+import e2elib
+
 vigil, exporter, hook = sys.argv[1:4]
 
 
 def wait(what, fn, timeout=60):
-    deadline = time.time() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.time() > deadline:
-            raise SystemExit(f"e2e notify: timed out waiting for {what}")
-        time.sleep(0.5)
+    return e2elib.wait("e2e notify", what, fn, timeout)
 
 
 def notifications():
-    try:
-        with open(hook) as f:
-            return [json.loads(l) for l in f if l.strip()]
-    except FileNotFoundError:
-        return []
+    return e2elib.read_jsonl(hook)
 
 
 def amtool(*args):

@@ -422,18 +422,8 @@ impl Config {
         Config::parse(&text, Path::new("<embedded default>")).unwrap_or_else(|e| {
             tracing::error!(error = %e, "the embedded default configuration is invalid");
             Config {
-                global: GlobalConfig::default(),
-                scrape_configs: Vec::new(),
-                probes: Vec::new(),
-                storage: StorageConfig::default(),
-                rule_files: Vec::new(),
-                rule_file_paths: Vec::new(),
-                alerting: AlertingConfig::default(),
-                remote_write: Vec::new(),
-                dashboards: Vec::new(),
-                dashboard_paths: Vec::new(),
-                notify: None,
                 source: text,
+                ..Config::default()
             }
         })
     }
