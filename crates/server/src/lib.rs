@@ -257,8 +257,6 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
-    config_yaml: Arc<parking_lot::RwLock<String>>,
-    config_reload: Arc<parking_lot::RwLock<status::ReloadStatus>>,
     lifecycle: Arc<lifecycle::Lifecycle>,
 }
 
@@ -283,18 +281,6 @@ impl Server {
     /// Resolves when a client asked the server to stop (`/-/quit`).
     pub async fn quit_requested(&self) {
         self.lifecycle.quit_requested().await
-    }
-
-    /// Records a configuration reload for `/api/v1/status/config` and
-    /// `/api/v1/status/runtimeinfo`: `Some(text)` when the new file was
-    /// applied (its text is shown from now on), `None` when it was
-    /// rejected (the running text stays).
-    pub fn record_config_reload(&self, applied: Option<String>) {
-        let ok = applied.is_some();
-        if let Some(text) = applied {
-            *self.config_yaml.write() = text;
-        }
-        self.config_reload.write().record(ok);
     }
 
     /// Stops accepting, lets in-flight requests finish, syncs the storage.
@@ -425,8 +411,6 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         addr,
         shutdown: Some(tx),
         task,
-        config_yaml,
-        config_reload,
         lifecycle,
     })
 }

@@ -556,8 +556,12 @@ fn status_endpoints() {
     flags.insert("storage.tsdb.path".to_string(), "data/".to_string());
     flags.insert("web.enable-admin-api".to_string(), "false".to_string());
     let yaml = "global:\n  scrape_interval: 15s\n".to_string();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg = cfg_dir.path().join("prometheus.yml");
+    std::fs::write(&cfg, &yaml).unwrap();
     let s = TestServer::start(ServerOptions {
-        config_yaml: yaml.clone(),
+        config: vigil_server::config::Config::load(&cfg).unwrap(),
+        config_file: Some(cfg.clone()),
         flags,
         ..ServerOptions::default()
     });
@@ -568,15 +572,15 @@ fn status_endpoints() {
         v,
         serde_json::json!({"status": "success", "data": {"yaml": yaml}})
     );
-    s.server
-        .as_ref()
-        .unwrap()
-        .record_config_reload(Some("global: {}\n".into()));
+    // A reload with a good file shows its text; a bad one keeps it.
+    std::fs::write(&cfg, "global: {}\n").unwrap();
+    s.rt.block_on(s.server.as_ref().unwrap().reload()).unwrap();
     assert_eq!(
         get(a, "/api/v1/status/config").json()["data"]["yaml"],
         "global: {}\n"
     );
-    s.server.as_ref().unwrap().record_config_reload(None);
+    std::fs::write(&cfg, "global: {bogus: 1}\n").unwrap();
+    assert!(s.rt.block_on(s.server.as_ref().unwrap().reload()).is_err());
     assert_eq!(
         get(a, "/api/v1/status/config").json()["data"]["yaml"],
         "global: {}\n"
