@@ -204,6 +204,12 @@ async fn delivers_everything_in_order_and_resumes_after_restart() {
     ingest(&db, 5, T0, 40).await;
     let want = expected(5, T0, 40);
     wait_for("first delivery", || sink.lock().got == want).await;
+    // The sender counts a batch once it has read the sink's reply.
+    wait_for("the counters", || {
+        let text = metrics(&m);
+        metric(&text, "samples_total") == 200.0 && metric(&text, "samples_pending") == 0.0
+    })
+    .await;
     let text = metrics(&m);
     assert_eq!(metric(&text, "samples_total"), 200.0);
     assert_eq!(metric(&text, "samples_pending"), 0.0);
@@ -292,7 +298,12 @@ async fn retries_5xx_and_429_and_drops_4xx() {
         got.values().next().unwrap(),
         &vec![(T0, 0.0), (T0 + 2000, 2.0)]
     );
-    assert_eq!(metric(&metrics(&m), "samples_pending"), 0.0);
+    // The sink has the sample before the sender has read its reply and
+    // lowered the gauge, so wait for the gauge rather than read it once.
+    wait_for("nothing pending", || {
+        metric(&metrics(&m), "samples_pending") == 0.0
+    })
+    .await;
     m.stop().await;
 }
 
