@@ -244,7 +244,12 @@ pub(crate) async fn post_alerts(State(st): State<AppState>, body: axum::body::By
     }
 }
 
-/// `GET /api/v2/alerts/groups`.
+/// `GET /api/v2/alerts/groups`. Besides Alertmanager's fields each group
+/// has vigil's `id`, `key` (for `/api/v1/notify/history?group=`), `acked`
+/// and `escalation`. With `pending=true` (vigil's, for the web UI) the rule
+/// engine's pending alerts, which the notifier has not been sent yet, are
+/// placed in the groups the routing tree would put them in, under
+/// `pending`; groups holding only pending alerts are listed too.
 pub(crate) async fn get_groups(State(st): State<AppState>, Query(q): Pairs) -> Response {
     let n = match notifier(&st) {
         Ok(n) => n,
@@ -254,7 +259,11 @@ pub(crate) async fn get_groups(State(st): State<AppState>, Query(q): Pairs) -> R
         Ok(f) => f,
         Err(r) => return r,
     };
-    let groups: Vec<Json> = n
+    let with_pending = match flag(&q, "pending", false) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let mut groups: Vec<Json> = n
         .groups(&f)
         .iter()
         .map(|g| {
@@ -263,6 +272,7 @@ pub(crate) async fn get_groups(State(st): State<AppState>, Query(q): Pairs) -> R
                 "receiver": {"name": g.receiver},
                 "alerts": g.alerts.iter().map(gettable).collect::<Vec<_>>(),
                 "id": g.id,
+                "key": g.key,
                 "acked": g.acked,
                 "escalation": g.escalation.as_ref().map(|e| json!({
                     "policy": e.policy, "level": e.level,
@@ -271,7 +281,79 @@ pub(crate) async fn get_groups(State(st): State<AppState>, Query(q): Pairs) -> R
             })
         })
         .collect();
+    if with_pending {
+        add_pending(&st, &n, &f.matchers, &mut groups);
+    }
     ok_json(Json::Array(groups))
+}
+
+/// Places the rule engine's pending alerts (with the external labels they
+/// are sent with) in `groups` as the notifier's routing tree would.
+fn add_pending(st: &AppState, n: &Notifier, filter: &Matchers, groups: &mut Vec<Json>) {
+    let config = n.config();
+    let Some(tree) = config
+        .route
+        .as_ref()
+        .and_then(|r| vigil_notify::route::RouteTree::new(r).ok())
+    else {
+        return;
+    };
+    let ext = st.lifecycle.external_labels();
+    for g in st.lifecycle.rules.groups() {
+        for r in &g.rules {
+            let vigil_rules::Rule::Alerting(rule) = r else {
+                continue;
+            };
+            for a in rule.active.values() {
+                if a.state != vigil_rules::AlertState::Pending || a.resolved_at.is_some() {
+                    continue;
+                }
+                let mut b = vigil_model::LabelsBuilder::from_labels(&a.labels);
+                for l in ext.iter() {
+                    if a.labels.get(l.name).is_none() {
+                        b.set(l.name, l.value);
+                    }
+                }
+                let labels = b.build();
+                if !filter.matches(&labels) {
+                    continue;
+                }
+                let alert = json!({
+                    "labels": labels_obj(&labels),
+                    "annotations": map_obj(&a.annotations),
+                    "state": "pending",
+                    "activeAt": rfc3339(a.active_at),
+                    "value": a.value.to_string(),
+                    "fingerprint": format!("{:016x}", labels.stable_hash()),
+                });
+                for route in tree.matches(&labels) {
+                    let glabels = tree.group_labels(route, &labels);
+                    let key = tree.group_key(route, &glabels);
+                    let at = match groups.iter().position(|g| g["key"] == key.as_str()) {
+                        Some(i) => i,
+                        None => {
+                            groups.push(json!({
+                                "labels": labels_obj(&glabels),
+                                "receiver": {"name": tree.get(route).map(|r| r.opts.receiver.as_str())},
+                                "alerts": [],
+                                "id": vigil_notify::escalation::group_id(&key),
+                                "key": key,
+                                "acked": false,
+                                "escalation": null,
+                            }));
+                            groups.len() - 1
+                        }
+                    };
+                    if let Some(Json::Array(v)) = groups[at]
+                        .as_object_mut()
+                        .map(|o| o.entry("pending").or_insert_with(|| json!([])))
+                    {
+                        v.push(alert.clone());
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// `GET /api/v2/silences`.

@@ -1,0 +1,163 @@
+//! `GET /api/v2/alerts/groups` as the web UI reads it: each group's `key`
+//! (for the history), and with `pending=true` the rule engine's pending
+//! alerts placed in the groups the notifier's routing tree would put them in.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use vigil_server::{start, ServerOptions};
+
+fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a response head");
+    let status = head[9..12].parse().unwrap();
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    let v = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    (status, v)
+}
+
+const RULES: &str = "groups:
+- name: g
+  interval: 1s
+  rules:
+  - alert: Now
+    expr: vector(1)
+    labels: {severity: critical, service: api}
+  - alert: Later
+    expr: vector(1)
+    for: 1h
+    labels: {severity: warning, service: api}
+  - alert: Later
+    expr: vector(2)
+    for: 1h
+    labels: {severity: warning, service: db}
+";
+
+const CONFIG: &str = "global:
+  external_labels: {site: here}
+rule_files: [rules.yml]
+notify:
+  route:
+    receiver: all
+    group_by: [alertname]
+    group_wait: 1h
+    routes:
+      - matchers: ['severity=\"warning\"']
+        receiver: warn
+        group_by: [alertname, service]
+  receivers:
+    - name: all
+    - name: warn
+";
+
+#[test]
+fn groups_have_keys_and_pending_alerts_are_grouped_as_routed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            config: vigil_server::config::Config::load(&cfg).unwrap(),
+            config_file: Some(cfg.clone()),
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    let a = server.addr();
+
+    // The firing alert reaches the notifier; the pending ones do not.
+    let t = Instant::now();
+    let groups = loop {
+        let (code, v) = get(a, "/api/v2/alerts/groups");
+        assert_eq!(code, 200, "{v}");
+        if v.as_array().is_some_and(|g| !g.is_empty()) {
+            break v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "no group: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let groups = groups.as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    let g = &groups[0];
+    assert_eq!(g["labels"], serde_json::json!({"alertname": "Now"}));
+    assert_eq!(g["key"], "{}:{alertname=\"Now\"}");
+    assert!(g.get("pending").is_none(), "{g}");
+    let key = g["key"].as_str().unwrap();
+    let (code, hist) = get(
+        a,
+        &format!(
+            "/api/v1/notify/history?group={}",
+            key.replace('{', "%7B")
+                .replace('}', "%7D")
+                .replace('"', "%22")
+                .replace('=', "%3D")
+        ),
+    );
+    assert_eq!(code, 200);
+    assert!(hist.is_array(), "{hist}");
+
+    // With pending=true: the two pending alerts go to the warning route,
+    // one group per service; the firing group has none.
+    let (code, v) = get(a, "/api/v2/alerts/groups?pending=true");
+    assert_eq!(code, 200, "{v}");
+    let all = v.as_array().unwrap();
+    assert_eq!(all.len(), 3, "{v}");
+    assert!(all[0].get("pending").is_none());
+    for (g, service, value) in [(&all[1], "api", "1"), (&all[2], "db", "2")] {
+        assert_eq!(
+            g["labels"],
+            serde_json::json!({"alertname": "Later", "service": service}),
+            "{g}"
+        );
+        assert_eq!(g["receiver"]["name"], "warn");
+        assert_eq!(g["alerts"], serde_json::json!([]));
+        assert_eq!(g["acked"], false);
+        let key = g["key"].as_str().unwrap();
+        assert!(
+            key.ends_with(&format!(":{{alertname=\"Later\", service=\"{service}\"}}")),
+            "{key}"
+        );
+        assert_eq!(g["id"].as_str().unwrap().len(), 16);
+        let p = g["pending"].as_array().unwrap();
+        assert_eq!(p.len(), 1, "{g}");
+        assert_eq!(p[0]["state"], "pending");
+        assert_eq!(p[0]["value"], value);
+        // As sent: with the external labels.
+        assert_eq!(p[0]["labels"]["site"], "here");
+        assert_eq!(p[0]["labels"]["severity"], "warning");
+        assert_eq!(p[0]["fingerprint"].as_str().unwrap().len(), 16);
+    }
+    // Filters apply to pending alerts too; a bad flag is refused.
+    let (_, v) = get(
+        a,
+        "/api/v2/alerts/groups?pending=true&filter=service%3D%22db%22",
+    );
+    let keys: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 1, "{v}");
+    assert!(keys[0].contains("service=\"db\""), "{v}");
+    let (code, _) = get(a, "/api/v2/alerts/groups?pending=maybe");
+    assert_eq!(code, 400);
+
+    let _ = rt.block_on(server.shutdown());
+}
