@@ -2,7 +2,7 @@
 //! appended with stale markers for series that stop, alerts handed to a
 //! sink, and alert state persisted so a restart resumes it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -119,6 +119,11 @@ pub struct GroupEnv<'a, A: Appendable> {
     pub sink: &'a dyn AlertSink,
     /// `global.external_labels`.
     pub external_labels: &'a Labels,
+    /// Labels added to every series the group stores, where the series
+    /// has no label of that name: the external labels in vigil (issue #7),
+    /// none under `promtool test rules` semantics or
+    /// `--no-rules.store-external-labels` (Prometheus stores none).
+    pub stored_labels: &'a Labels,
     /// The external URL (`--web.external-url`).
     pub external_url: &'a str,
     /// How often firing alerts are re-sent (Prometheus: 1m).
@@ -280,10 +285,11 @@ impl Group {
             let mut now_series = HashSet::with_capacity(samples.len());
             let mut append_errors = 0usize;
             for s in &samples {
-                if app.append(None, &s.labels, s.t, Value::Float(s.v)).is_err() {
+                let labels = with_labels(&s.labels, env.stored_labels);
+                if app.append(None, &labels, s.t, Value::Float(s.v)).is_err() {
                     append_errors += 1;
                 }
-                now_series.insert(s.labels.clone());
+                now_series.insert(labels);
             }
             for gone in self.prev_series[i].difference(&now_series) {
                 let _ = app.append(None, gone, t, Value::Float(vigil_model::stale_nan()));
@@ -390,12 +396,26 @@ impl Group {
     /// state exists (as Prometheus's `RestoreForState` does): for each
     /// alert now pending whose series holds an older activation time within
     /// the outage tolerance, that time becomes its `active_at`.
-    pub fn restore_from_series(&mut self, query: &dyn QueryFunc, ts: i64, outage_tolerance: i64) {
+    /// `stored_labels` are the labels the group adds to what it stores
+    /// (see [`GroupEnv::stored_labels`]): a series is matched to its alert
+    /// in that stored form.
+    pub fn restore_from_series(
+        &mut self,
+        query: &dyn QueryFunc,
+        ts: i64,
+        outage_tolerance: i64,
+        stored_labels: &Labels,
+    ) {
         for r in &mut self.rules {
             let Rule::Alerting(a) = r else { continue };
             if a.active.is_empty() {
                 continue;
             }
+            let by_stored: HashMap<Labels, Labels> = a
+                .active
+                .keys()
+                .map(|k| (with_labels(k, stored_labels), k.clone()))
+                .collect();
             let q = format!(
                 "last_over_time(ALERTS_FOR_STATE{{alertname={:?}}}[{}])",
                 a.name,
@@ -409,8 +429,11 @@ impl Group {
                 continue;
             };
             for s in res {
-                let labels = s.labels.without_metric_name();
-                if let Some(al) = a.active.get_mut(&labels) {
+                let stored = s.labels.without_metric_name();
+                let Some(key) = by_stored.get(&stored) else {
+                    continue;
+                };
+                if let Some(al) = a.active.get_mut(key) {
                     let restored = (s.v * 1000.0) as i64;
                     if al.state == AlertState::Pending && restored < al.active_at {
                         al.active_at = restored;
@@ -448,21 +471,25 @@ pub struct SavedRule {
     pub alerts: Vec<Alert>,
 }
 
+/// `labels` with each of `extra` added where `labels` has no label of
+/// that name (how external labels are applied everywhere).
+fn with_labels(labels: &Labels, extra: &Labels) -> Labels {
+    if extra.is_empty() {
+        return labels.clone();
+    }
+    let mut b = LabelsBuilder::from_labels(labels);
+    for l in extra.iter() {
+        if labels.get(l.name).is_none() {
+            b.set(l.name, l.value);
+        }
+    }
+    b.build()
+}
+
 /// The alert as it leaves vigil: Prometheus's `SendAlerts` mapping.
 fn outgoing(a: &Alert, external: &Labels, url: &str) -> OutgoingAlert {
-    let labels = if external.is_empty() {
-        a.labels.clone()
-    } else {
-        let mut b = LabelsBuilder::from_labels(&a.labels);
-        for l in external.iter() {
-            if a.labels.get(l.name).is_none() {
-                b.set(l.name, l.value);
-            }
-        }
-        b.build()
-    };
     OutgoingAlert {
-        labels,
+        labels: with_labels(&a.labels, external),
         annotations: a.annotations.clone(),
         starts_at: a.fired_at.unwrap_or(a.active_at),
         ends_at: a.resolved_at.or(a.valid_until).unwrap_or(a.active_at),

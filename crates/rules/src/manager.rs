@@ -35,6 +35,11 @@ pub struct ManagerOptions {
     /// keeps it in memory only, and a restart restores `for` progress from
     /// `ALERTS_FOR_STATE` alone.
     pub state_dir: Option<PathBuf>,
+    /// Whether recorded series, `ALERTS` and `ALERTS_FOR_STATE` are stored
+    /// with the external labels (vigil's default, issue #7). Off, they are
+    /// stored as Prometheus stores them, and external labels are added only
+    /// on the way out (alerts, federation, remote write).
+    pub store_external_labels: bool,
 }
 
 impl Default for ManagerOptions {
@@ -45,6 +50,7 @@ impl Default for ManagerOptions {
             resend_delay: 60_000,
             outage_tolerance: 3_600_000,
             state_dir: None,
+            store_external_labels: true,
         }
     }
 }
@@ -341,11 +347,18 @@ pub(crate) fn eval_group<A: Appendable>(
     ts: i64,
 ) -> Vec<OutgoingAlert> {
     let first = !g.is_restored();
+    let none = Labels::empty();
+    let stored_labels = if opts.store_external_labels {
+        &opts.external_labels
+    } else {
+        &none
+    };
     let env = GroupEnv {
         query,
         storage,
         sink,
         external_labels: &opts.external_labels,
+        stored_labels,
         external_url: &opts.external_url,
         resend_delay: opts.resend_delay,
         outage_tolerance: opts.outage_tolerance,
@@ -354,7 +367,7 @@ pub(crate) fn eval_group<A: Appendable>(
     if first {
         // Nothing was persisted for this group: take `for` progress from
         // the ALERTS_FOR_STATE series written before the restart.
-        g.restore_from_series(query, ts, opts.outage_tolerance);
+        g.restore_from_series(query, ts, opts.outage_tolerance, stored_labels);
     }
     if let Some(dir) = &opts.state_dir {
         if let Err(e) = persist(dir, g, ts) {

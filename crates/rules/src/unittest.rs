@@ -272,6 +272,8 @@ fn run_group(
         storage: &store,
         sink: &sink,
         external_labels: &ext,
+        // promtool: external labels reach templates, not stored series.
+        stored_labels: &Labels::empty(),
         external_url: &url,
         resend_delay: 60_000,
         outage_tolerance: 3_600_000,

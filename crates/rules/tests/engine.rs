@@ -29,6 +29,9 @@ struct World {
     q: Q,
     sink: Sink,
     ext: Labels,
+    /// What the group adds to stored series: the external labels, as
+    /// vigil's rule manager does by default.
+    stored: Labels,
 }
 
 impl World {
@@ -42,6 +45,7 @@ impl World {
             store,
             sink: Sink::default(),
             ext: Labels::from_pairs([("site", "eu")]),
+            stored: Labels::from_pairs([("site", "eu")]),
         }
     }
 
@@ -63,6 +67,7 @@ impl World {
             storage: &*self.store,
             sink: &self.sink,
             external_labels: &self.ext,
+            stored_labels: &self.stored,
             external_url: "http://vigil:9090",
             resend_delay: 60_000,
             outage_tolerance: 3_600_000,
@@ -107,26 +112,28 @@ fn recording_rules_feed_later_rules_and_go_stale() {
         w.instant("job:up:sum", 0),
         [
             (
-                "{__name__=\"job:up:sum\", job=\"a\", team=\"sre\"}".to_string(),
+                "{__name__=\"job:up:sum\", job=\"a\", site=\"eu\", team=\"sre\"}".to_string(),
                 2.0
             ),
             (
-                "{__name__=\"job:up:sum\", job=\"b\", team=\"sre\"}".to_string(),
+                "{__name__=\"job:up:sum\", job=\"b\", site=\"eu\", team=\"sre\"}".to_string(),
                 1.0
             )
         ]
     );
+    // Stored with the external labels (issue #7), so a later rule reads
+    // them too.
     // The second rule saw the first one's result of the same evaluation,
     // and the group's label overwrote the one it read.
     assert_eq!(
         w.instant("job:up:double", 0),
         [
             (
-                "{__name__=\"job:up:double\", job=\"a\", team=\"core\"}".to_string(),
+                "{__name__=\"job:up:double\", job=\"a\", site=\"eu\", team=\"core\"}".to_string(),
                 4.0
             ),
             (
-                "{__name__=\"job:up:double\", job=\"b\", team=\"core\"}".to_string(),
+                "{__name__=\"job:up:double\", job=\"b\", site=\"eu\", team=\"core\"}".to_string(),
                 2.0
             )
         ]
@@ -145,7 +152,7 @@ fn recording_rules_feed_later_rules_and_go_stale() {
     assert_eq!(
         got,
         [(
-            "{__name__=\"job:up:sum\", job=\"a\", team=\"sre\"}".to_string(),
+            "{__name__=\"job:up:sum\", job=\"a\", site=\"eu\", team=\"sre\"}".to_string(),
             2.0
         )]
     );
@@ -168,7 +175,7 @@ fn alerts_go_pending_fire_resolve_and_are_sent() {
     assert_eq!(
         w.instant("ALERTS", 0),
         [(
-            "{__name__=\"ALERTS\", alertname=\"Down\", alertstate=\"pending\", instance=\"h1\", severity=\"page\"}".to_string(),
+            "{__name__=\"ALERTS\", alertname=\"Down\", alertstate=\"pending\", instance=\"h1\", severity=\"page\", site=\"eu\"}".to_string(),
             1.0
         )]
     );
@@ -299,7 +306,7 @@ fn for_progress_is_restored_from_alerts_for_state() {
     let mut g2 = group(yaml);
     w.put(&[("__name__", "up"), ("instance", "h1")], 6 * MIN, 0.0);
     w.eval(&mut g2, 6 * MIN);
-    g2.restore_from_series(&w.q, 6 * MIN, 3_600_000);
+    g2.restore_from_series(&w.q, 6 * MIN, 3_600_000, &w.ext);
     let Rule::Alerting(r) = &g2.rules[0] else {
         panic!()
     };
@@ -339,4 +346,78 @@ fn errors_are_recorded_per_rule() {
         Some("exceeded limit of 1 with 2 series")
     );
     assert_eq!(g.rules[1].status().health, vigil_rules::Health::Ok);
+}
+
+#[test]
+fn without_stored_external_labels_series_are_stored_as_prometheus_stores_them() {
+    let mut w = World::new();
+    w.stored = Labels::empty();
+    let mut g = group(
+        "groups:\n- name: g\n  rules:\n  - record: job:up:sum\n    expr: sum by (job) (up)\n  \
+         - alert: Down\n    expr: up == 0\n",
+    );
+    w.put(&[("__name__", "up"), ("job", "a")], 0, 0.0);
+    let sent = w.eval(&mut g, 0);
+    assert_eq!(
+        w.instant("job:up:sum", 0),
+        [("{__name__=\"job:up:sum\", job=\"a\"}".to_string(), 0.0)]
+    );
+    assert_eq!(
+        w.instant("ALERTS", 0),
+        [(
+            "{__name__=\"ALERTS\", alertname=\"Down\", alertstate=\"firing\", job=\"a\"}"
+                .to_string(),
+            1.0
+        )]
+    );
+    // The alert still leaves with them.
+    assert_eq!(sent[0].labels.get("site"), Some("eu"));
+}
+
+#[test]
+fn for_progress_is_restored_when_series_carry_external_labels() {
+    // The alert's own labels lack `site`; its ALERTS_FOR_STATE series has
+    // it. And one alert already has a `site` of its own, which wins.
+    let w = World::new();
+    let yaml = "groups:\n- name: g\n  rules:\n  - alert: Down\n    expr: up == 0\n    for: 10m\n";
+    let mut g = group(yaml);
+    for m in 0..=4 {
+        w.put(&[("__name__", "up"), ("instance", "h1")], m * MIN, 0.0);
+        w.put(
+            &[("__name__", "up"), ("instance", "h2"), ("site", "us")],
+            m * MIN,
+            0.0,
+        );
+        w.eval(&mut g, m * MIN);
+    }
+    assert_eq!(
+        w.instant("ALERTS_FOR_STATE", 4 * MIN),
+        [
+            (
+                "{__name__=\"ALERTS_FOR_STATE\", alertname=\"Down\", instance=\"h1\", site=\"eu\"}"
+                    .to_string(),
+                0.0
+            ),
+            (
+                "{__name__=\"ALERTS_FOR_STATE\", alertname=\"Down\", instance=\"h2\", site=\"us\"}"
+                    .to_string(),
+                0.0
+            )
+        ]
+    );
+    let mut g2 = group(yaml);
+    for i in ["h1", "h2"] {
+        let mut l = vec![("__name__", "up"), ("instance", i)];
+        if i == "h2" {
+            l.push(("site", "us"));
+        }
+        w.put(&l, 6 * MIN, 0.0);
+    }
+    w.eval(&mut g2, 6 * MIN);
+    g2.restore_from_series(&w.q, 6 * MIN, 3_600_000, &w.stored);
+    let Rule::Alerting(r) = &g2.rules[0] else {
+        panic!()
+    };
+    assert_eq!(r.active.len(), 2);
+    assert!(r.active.values().all(|a| a.active_at == 0));
 }

@@ -74,6 +74,10 @@ pub struct ServerOptions {
     /// The path prefix of every route (`--web.route-prefix`); the path of
     /// `external_url` when `None`.
     pub route_prefix: Option<String>,
+    /// Store recording-rule results, `ALERTS` and `ALERTS_FOR_STATE` with
+    /// the external labels (`--rules.store-external-labels`, default on);
+    /// off stores them as Prometheus does, without.
+    pub rules_store_external_labels: bool,
 }
 
 impl Default for ServerOptions {
@@ -93,6 +97,7 @@ impl Default for ServerOptions {
             enable_lifecycle: false,
             external_url: None,
             route_prefix: None,
+            rules_store_external_labels: true,
         }
     }
 }
@@ -358,6 +363,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
                 .unwrap_or_else(|| format!("http://{addr}")),
             config_yaml: config_yaml.clone(),
             config_reload: config_reload.clone(),
+            rules_store_external_labels: opts.rules_store_external_labels,
         },
         opts.config.clone(),
         db.clone(),

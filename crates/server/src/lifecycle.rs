@@ -83,6 +83,8 @@ pub(crate) struct LifecycleOptions {
     pub(crate) config_yaml: Arc<RwLock<String>>,
     /// The outcome of the last reload.
     pub(crate) config_reload: Arc<RwLock<ReloadStatus>>,
+    /// Store rule results with the external labels.
+    pub(crate) rules_store_external_labels: bool,
 }
 
 /// Rule file errors as one message, one error per line.
@@ -130,6 +132,7 @@ impl Lifecycle {
                 external_labels: config.global.external_labels.clone(),
                 external_url: opts.external_url.clone(),
                 state_dir: Some(db.dir().join("rules")),
+                store_external_labels: opts.rules_store_external_labels,
                 ..ManagerOptions::default()
             },
         ));

@@ -123,6 +123,11 @@ struct ServeArgs {
     /// The most queries that run at once; more wait in a queue.
     #[arg(long = "query.max-concurrency", default_value_t = 20)]
     query_max_concurrency: usize,
+    /// Store recording-rule results, ALERTS and ALERTS_FOR_STATE with the
+    /// external labels (vigil's own flag; `=false` stores them without, as
+    /// Prometheus does).
+    #[arg(long = "rules.store-external-labels", default_value_t = true, action = clap::ArgAction::Set)]
+    rules_store_external_labels: bool,
     /// The least severe log level written.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     log_level: LogLevel,
@@ -200,6 +205,10 @@ impl ServeArgs {
         put(
             "query.max-concurrency",
             self.query_max_concurrency.to_string(),
+        );
+        put(
+            "rules.store-external-labels",
+            self.rules_store_external_labels.to_string(),
         );
         put(
             "log.level",
@@ -410,6 +419,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         enable_lifecycle: args.enable_lifecycle,
         external_url: args.external_url.clone(),
         route_prefix: args.route_prefix.clone(),
+        rules_store_external_labels: args.rules_store_external_labels,
         remote_read_sample_limit: args.remote_read_sample_limit,
         config_file: args.config.clone(),
         config,

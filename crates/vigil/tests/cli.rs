@@ -689,7 +689,11 @@ fn rules_and_alerts_api() {
     )
     .unwrap();
     let cfg = dir.path().join("vigil.yml");
-    std::fs::write(&cfg, "rule_files: [rules.yml]\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "global:\n  external_labels: {site: a}\nrule_files: [rules.yml]\n",
+    )
+    .unwrap();
     let data = dir.path().join("data");
     let (mut child, port) = start(&[
         "--config.file".as_ref(),
@@ -735,6 +739,10 @@ fn rules_and_alerts_api() {
     assert_eq!(code, 400, "{body}");
     let q = query(port, "flag:sum");
     assert!(q.contains("\"1\"]"), "{q}");
+    // Rule results are stored with the external labels (issue #7).
+    assert!(q.contains("\"site\":\"a\""), "{q}");
+    let q = query(port, "ALERTS{alertname=\"Flag\"}");
+    assert!(q.contains("\"site\":\"a\""), "{q}");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
