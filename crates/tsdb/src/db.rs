@@ -25,6 +25,7 @@ use crate::head::{Head, HeadAppender, HeadOptions};
 use crate::memory::RamDir;
 use crate::mmap::DirLock;
 use crate::querier::MergeQuerier;
+use crate::retention::{Cutoffs, RetentionQuerier, RetentionRules};
 
 /// Settings of a [`Db`].
 #[derive(Debug, Clone)]
@@ -94,6 +95,12 @@ pub struct DbStats {
     pub retention_time_deletions: AtomicU64,
     /// Blocks deleted by size retention.
     pub retention_size_deletions: AtomicU64,
+    /// Blocks rewritten without the series whose retention rule expired
+    /// them ([`crate::retention`]).
+    pub retention_rule_rewrites: AtomicU64,
+    /// Block directories that appeared in the data directory while the
+    /// database was open (written by `vigil tsdb import`) and were opened.
+    pub blocks_picked_up: AtomicU64,
     /// Block directories that could not be opened (damaged), left on disk.
     pub blocks_damaged: AtomicU64,
     /// Unix ms of the last successful maintenance round, 0 before.
@@ -117,6 +124,10 @@ pub struct Db {
     /// Retention in force: (time, size). Starts from the options; a
     /// configuration reload may change it.
     retention: RwLock<(Option<i64>, Option<u64>)>,
+    /// Retention by series in force; none until set.
+    retention_rules: RwLock<Arc<RetentionRules>>,
+    /// Block directories that could not be opened, not retried.
+    skipped: Mutex<std::collections::HashSet<block::Ulid>>,
     /// The RAM directory of an in-memory database, removed on drop. Last,
     /// so it is dropped after the head and the lock.
     ram: Option<RamDir>,
@@ -134,10 +145,12 @@ impl Db {
         block::cleanup_tmp(&dir)?;
         let stats = DbStats::default();
         let mut blocks = Vec::new();
-        for (_, path) in block::list_blocks(&dir)? {
+        let mut skipped = std::collections::HashSet::new();
+        for (id, path) in block::list_blocks(&dir)? {
             match Block::open(&lock, &path) {
                 Ok(b) => blocks.push(Arc::new(b)),
                 Err(e) => {
+                    skipped.insert(id);
                     stats.blocks_damaged.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(block = %path.display(), error = %e, "block is damaged and left out");
                 }
@@ -153,6 +166,8 @@ impl Db {
         Ok(Db {
             dir,
             retention: RwLock::new((opts.retention_time, opts.retention_size)),
+            retention_rules: RwLock::new(Arc::new(RetentionRules::default())),
+            skipped: Mutex::new(skipped),
             opts,
             lock,
             head,
@@ -302,6 +317,7 @@ impl Db {
     /// retention.
     pub fn maintain(&self) -> Result<(), TsdbError> {
         let _guard = self.maintenance.lock();
+        self.pick_up_blocks()?;
         while let Some(cut) = self.head.cut_point() {
             self.persist_head(cut)?;
         }
@@ -375,7 +391,15 @@ impl Db {
                 .collect();
             let refs: Vec<&Block> = parents.iter().map(|b| b.as_ref()).collect();
             let started = Instant::now();
-            let result = block::compact(&self.dir, &refs);
+            let rules = self.retention_rules();
+            let cutoffs = self.newest_time().map(|t| rules.cutoffs(t));
+            let keep_from = |l: &Labels| cutoffs.as_ref().and_then(|c| c.keep_from(l));
+            let result = block::compact_trimmed(
+                &self.dir,
+                &refs,
+                &block::BlockWriterOptions::default(),
+                &keep_from,
+            );
             self.stats.compactions.fetch_add(1, Ordering::Relaxed);
             let new_meta = match result {
                 Ok(m) => m,
@@ -419,6 +443,122 @@ impl Db {
         *self.retention.write() = (time_ms, size_bytes);
     }
 
+    /// The retention rules by series in force ([`crate::retention`]).
+    pub fn retention_rules(&self) -> Arc<RetentionRules> {
+        self.retention_rules.read().clone()
+    }
+
+    /// Replaces the retention rules by series, as a configuration reload
+    /// does. Reads apply them at once; compaction and the next maintenance
+    /// round remove the expired samples from disk.
+    pub fn set_retention_rules(&self, rules: RetentionRules) {
+        *self.retention_rules.write() = Arc::new(rules);
+    }
+
+    /// The timestamp of the newest data: the head's newest sample or the
+    /// end of the newest block, whichever is later. Retention rules count
+    /// back from it.
+    pub fn newest_time(&self) -> Option<i64> {
+        let head = self.head.time_range().map(|(_, max)| max);
+        let blocks = self
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.meta().max_time.saturating_sub(1))
+            .max();
+        head.max(blocks)
+    }
+
+    /// Opens the blocks that appeared in the data directory since it was
+    /// opened (written there by `vigil tsdb import` while the database ran)
+    /// and adds them to queries and compaction. [`maintain`](Self::maintain)
+    /// does this first in every round. Returns how many were added.
+    pub fn load_new_blocks(&self) -> Result<usize, TsdbError> {
+        let _guard = self.maintenance.lock();
+        self.pick_up_blocks()
+    }
+
+    fn pick_up_blocks(&self) -> Result<usize, TsdbError> {
+        let known: std::collections::HashSet<block::Ulid> =
+            self.blocks.read().iter().map(|b| b.ulid()).collect();
+        let mut opened = Vec::new();
+        for (id, path) in block::list_blocks(&self.dir)? {
+            if known.contains(&id) || self.skipped.lock().contains(&id) {
+                continue;
+            }
+            match Block::open(&self.lock, &path) {
+                Ok(b) => {
+                    tracing::info!(block = %id, "opened a block that appeared in the data directory");
+                    opened.push(Arc::new(b));
+                }
+                Err(e) => {
+                    self.skipped.lock().insert(id);
+                    self.stats.blocks_damaged.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(block = %path.display(), error = %e, "block is damaged and left out");
+                }
+            }
+        }
+        let n = opened.len();
+        if n > 0 {
+            self.stats
+                .blocks_picked_up
+                .fetch_add(n as u64, Ordering::Relaxed);
+            let mut list = self.blocks.write();
+            list.extend(opened);
+            list.sort_by_key(|b| b.meta().min_time);
+        }
+        Ok(n)
+    }
+
+    /// Rewrites the blocks that lie wholly behind a retention rule's cutoff
+    /// and still hold series that rule governs, without those series.
+    fn apply_retention_rules(&self) -> Result<(), TsdbError> {
+        let rules = self.retention_rules();
+        let Some(newest) = self.newest_time().filter(|_| !rules.is_empty()) else {
+            return Ok(());
+        };
+        let cutoffs = rules.cutoffs(newest);
+        let keep_from = |l: &Labels| cutoffs.keep_from(l);
+        let blocks: Vec<Arc<Block>> = self.blocks.read().clone();
+        for b in blocks {
+            if !has_expired_series(&b, &cutoffs)? {
+                continue;
+            }
+            tracing::info!(block = %b.ulid(), "rewriting block without series past their retention rule");
+            let new_meta = block::compact_trimmed(
+                &self.dir,
+                &[b.as_ref()],
+                &block::BlockWriterOptions::default(),
+                &keep_from,
+            )?;
+            self.replace_block(&b, new_meta)?;
+            self.stats
+                .retention_rule_rewrites
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Publishes the block `new_meta` names (if any) in place of `old`, and
+    /// deletes `old`'s directory.
+    fn replace_block(&self, old: &Block, new_meta: Option<BlockMeta>) -> Result<(), TsdbError> {
+        let new_block = match new_meta {
+            Some(m) => Some(Arc::new(Block::open(
+                &self.lock,
+                self.dir.join(m.ulid.to_string()),
+            )?)),
+            None => None,
+        };
+        {
+            let mut list = self.blocks.write();
+            list.retain(|x| x.ulid() != old.ulid());
+            list.extend(new_block);
+            list.sort_by_key(|x| x.meta().min_time);
+        }
+        block::delete_block_dir(old.dir())?;
+        Ok(())
+    }
+
     /// Deletes blocks past the retention time or beyond the retention size.
     fn apply_retention(&self) -> Result<(), TsdbError> {
         let mut doomed: Vec<Arc<Block>> = Vec::new();
@@ -456,7 +596,7 @@ impl Db {
             tracing::info!(block = %b.ulid(), "deleting block past retention");
             block::delete_block_dir(b.dir())?;
         }
-        Ok(())
+        self.apply_retention_rules()
     }
 
     /// Deletes the samples of series matching `matchers` in `[mint, maxt]`
@@ -483,20 +623,7 @@ impl Db {
                 continue;
             }
             let new_meta = block::compact(&self.dir, &[b.as_ref()])?;
-            let new_block = match new_meta {
-                Some(m) => Some(Arc::new(Block::open(
-                    &self.lock,
-                    self.dir.join(m.ulid.to_string()),
-                )?)),
-                None => None,
-            };
-            {
-                let mut list = self.blocks.write();
-                list.retain(|x| x.ulid() != b.ulid());
-                list.extend(new_block);
-                list.sort_by_key(|x| x.meta().min_time);
-            }
-            block::delete_block_dir(b.dir())?;
+            self.replace_block(&b, new_meta)?;
         }
         Ok(())
     }
@@ -574,6 +701,27 @@ impl Drop for MaintenanceHandle {
     fn drop(&mut self) {
         self.stop_inner();
     }
+}
+
+/// Does block `b` lie wholly behind the cutoff of a rule that governs one
+/// of its series?
+fn has_expired_series(b: &Block, cutoffs: &Cutoffs<'_>) -> Result<bool, TsdbError> {
+    let end = b.meta().max_time;
+    for (rule, cutoff) in cutoffs.iter() {
+        // Samples lie before `end`: all are expired when `end <= cutoff`.
+        if cutoff < end {
+            continue;
+        }
+        for selector in rule.selectors() {
+            for s in b.chunk_series(selector)? {
+                let s = s?;
+                if !s.chunks.is_empty() && cutoffs.keep_from(&s.labels).is_some_and(|c| c >= end) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -671,7 +819,16 @@ impl Queryable for Db {
         if sources.is_empty() {
             sources.push(Box::new(self.head.querier(mint, maxt)));
         }
-        Ok(Box::new(MergeQuerier::new(sources)))
+        let merged = Box::new(MergeQuerier::new(sources));
+        // Retention rules hide expired samples at once; a query that starts
+        // after every rule's cutoff needs no filter.
+        let rules = self.retention_rules();
+        if let Some(newest) = self.newest_time().filter(|_| !rules.is_empty()) {
+            if rules.cutoffs(newest).latest().is_some_and(|c| c > mint) {
+                return Ok(Box::new(RetentionQuerier::new(merged, rules, newest)));
+            }
+        }
+        Ok(merged)
     }
 }
 

@@ -59,6 +59,7 @@ mod metrics;
 pub mod mmap;
 pub mod querier;
 pub mod record;
+pub mod retention;
 pub mod wal;
 
 pub use db::{Db, Options};

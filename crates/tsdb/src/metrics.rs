@@ -224,6 +224,20 @@ impl Db {
         );
         family(
             out,
+            "vigil_tsdb_retention_rule_rewrites_total",
+            "counter",
+            "Blocks rewritten without series past their retention rule.",
+            get(&d.retention_rule_rewrites),
+        );
+        family(
+            out,
+            "vigil_tsdb_blocks_picked_up_total",
+            "counter",
+            "Blocks that appeared in the data directory while open (imports) and were opened.",
+            get(&d.blocks_picked_up),
+        );
+        family(
+            out,
             "vigil_tsdb_last_maintenance_timestamp_seconds",
             "gauge",
             "When maintenance last completed.",

@@ -23,6 +23,8 @@
 
 use std::path::Path;
 
+use vigil_model::Labels;
+
 use super::error::BlockError;
 use super::index::ChunkInfo;
 use super::meta::{BlockMeta, CompactionMeta};
@@ -205,6 +207,20 @@ pub fn compact_with_options(
     blocks: &[&Block],
     opts: &BlockWriterOptions,
 ) -> Result<Option<BlockMeta>, BlockError> {
+    compact_trimmed(parent, blocks, opts, &|_| None)
+}
+
+/// [`compact_with_options`] that also drops, from each series, the samples
+/// before `keep_from(labels)` when it returns a time (per-series retention,
+/// [`crate::retention`]). Such samples are treated exactly as deleted ones:
+/// whole chunks before the time are left out, a chunk that straddles it is
+/// re-encoded.
+pub fn compact_trimmed(
+    parent: impl AsRef<Path>,
+    blocks: &[&Block],
+    opts: &BlockWriterOptions,
+    keep_from: &dyn Fn(&Labels) -> Option<i64>,
+) -> Result<Option<BlockMeta>, BlockError> {
     let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
     let (Some(mint), Some(maxt)) = (
         metas.iter().map(|m| m.min_time).min(),
@@ -239,6 +255,11 @@ pub fn compact_with_options(
             if let Some(s) = h.take_if(|s| s.labels == labels) {
                 parts.push((i, block, s));
                 *h = it.next().transpose()?;
+            }
+        }
+        if let Some(from) = keep_from(&labels).filter(|&t| t > mint) {
+            for (_, _, s) in &mut parts {
+                s.deleted.add(i64::MIN, from - 1);
             }
         }
         merge_series(&parts, &mut out)?;

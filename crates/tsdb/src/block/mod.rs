@@ -61,8 +61,8 @@ use std::path::{Path, PathBuf};
 
 pub use chunks::{ChunkRef, CHUNKS_DIR, DEFAULT_SEGMENT_SIZE, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use compact::{
-    cap_ranges, compact, compact_with_options, exponential_ranges, plan, MAX_BLOCK_DURATION,
-    MERGED_CHUNK_SAMPLES,
+    cap_ranges, compact, compact_trimmed, compact_with_options, exponential_ranges, plan,
+    MAX_BLOCK_DURATION, MERGED_CHUNK_SAMPLES,
 };
 pub use error::{BlockError, InputError};
 pub(crate) use index::mark_common;
