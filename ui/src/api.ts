@@ -61,6 +61,34 @@ export async function post<T>(path: string, params: Record<string, string>, sign
   return body.data;
 }
 
+/**
+ * Calls one of the notifier's endpoints (`api/v2/…`, Alertmanager's, and
+ * `api/v1/notify/…`): plain JSON in and out, an error is a JSON string or
+ * text. Answers the parsed body, or null for an empty one.
+ */
+export async function callJson<T>(method: string, path: string, body?: unknown, params?: Record<string, string | string[]>): Promise<T> {
+  const res = await fetch(apiUrl(path, params), {
+    method,
+    headers: body === undefined ? { Accept: 'application/json' } : { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  let parsed: unknown = null;
+  if (text) {
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = text;
+    }
+  }
+  if (!res.ok) {
+    const msg = typeof parsed === 'string' ? parsed.trim() : text || res.statusText;
+    throw new ApiError(`${msg} (HTTP ${res.status} from ${method} ${path})`, 'http', res.status);
+  }
+  return parsed as T;
+}
+
 export type Labels = Record<string, string>;
 export interface MatrixSeries {
   metric: Labels;

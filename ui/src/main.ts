@@ -6,7 +6,8 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { h, mount } from './dom';
 import { explorer } from './explorer';
-import { alertsPage, rulesPage, statusPage, targetsPage } from './pages';
+import { alertsPage } from './alerts';
+import { rulesPage, statusPage, targetsPage } from './pages';
 import { dashboardList, dashboardView } from './dashboards';
 
 const NAV: [string, string][] = [
@@ -53,7 +54,7 @@ async function render() {
         else await dashboardList(main);
         break;
       case 'alerts':
-        await alertsPage(main);
+        cleanup = await alertsPage(main);
         break;
       case 'targets':
         await targetsPage(main);

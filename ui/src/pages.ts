@@ -1,11 +1,12 @@
-// Targets, rules, alerts and status pages: read-only views of the API.
+// Targets, rules and status pages: read-only views of the API (the alerts
+// page is in alerts.ts).
 
 import { get, queryInstant, sampleValue, type Labels, type QueryResult } from './api';
 import { h, mount, table } from './dom';
 import { seriesName } from './legend';
 import { formatAge, formatDuration } from './time';
 
-function labelChips(labels: Labels): HTMLElement {
+export function labelChips(labels: Labels): HTMLElement {
   return h(
     'div.labels',
     Object.keys(labels)
@@ -24,7 +25,7 @@ function secondsText(s: number | undefined): string {
   return s < 1 ? `${(s * 1000).toFixed(1)} ms` : `${s.toFixed(3)} s`;
 }
 
-function age(iso: string | undefined, now: number): string {
+export function age(iso: string | undefined, now: number): string {
   if (!iso || iso.startsWith('0001-')) return 'never';
   const t = Date.parse(iso);
   return Number.isNaN(t) ? iso : formatAge(t, now);
@@ -181,47 +182,6 @@ export async function rulesPage(root: HTMLElement) {
                 r.lastError ? h('span.error-text', r.lastError) : '',
               ]),
             ),
-          ),
-        ),
-  );
-}
-
-interface Alert {
-  labels: Labels;
-  annotations: Labels;
-  state: string;
-  activeAt?: string;
-  value: string;
-}
-
-/**
- * `/alerts`: the alerts the rules hold now, by state. Acknowledgement,
- * silences and escalation come with the notifier (issue #8) and will live
- * on this page.
- */
-export async function alertsPage(root: HTMLElement) {
-  const data = await get<{ alerts: Alert[] }>('api/v1/alerts');
-  const now = Date.now();
-  const order = ['firing', 'pending'];
-  const sorted = [...data.alerts].sort((a, b) => order.indexOf(a.state) - order.indexOf(b.state));
-  mount(
-    root,
-    h('h1', 'Alerts'),
-    sorted.length === 0
-      ? h('p.muted', 'No alerts are pending or firing.')
-      : h(
-          'section.panel',
-          table(
-            ['Alert', 'State', 'Severity', 'Since', 'Value', 'Labels', 'Summary'],
-            sorted.map((a) => [
-              h('strong', a.labels.alertname ?? ''),
-              h('span.badge.' + (a.state === 'firing' ? 'bad' : 'warn'), a.state),
-              h('span.severity.' + (a.labels.severity ?? 'none'), a.labels.severity ?? ''),
-              age(a.activeAt, now),
-              a.value,
-              labelChips(Object.fromEntries(Object.entries(a.labels).filter(([k]) => k !== 'alertname' && k !== 'severity'))),
-              a.annotations.summary ?? a.annotations.description ?? '',
-            ]),
           ),
         ),
   );
