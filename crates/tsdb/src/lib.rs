@@ -54,6 +54,7 @@ pub mod chunks_head;
 pub mod db;
 pub mod error;
 pub mod head;
+pub mod import;
 mod memory;
 mod metrics;
 pub mod mmap;
