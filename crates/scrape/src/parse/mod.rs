@@ -464,6 +464,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The byte offset in the input where the entry [`next`](Self::next)
+    /// returned last begins (the start of its line, for a sample). Callers
+    /// that report problems of their own with an entry (a missing
+    /// timestamp, say) count lines up to it; the parser does not count
+    /// lines on its hot path.
+    pub fn entry_offset(&self) -> usize {
+        match &self.inner {
+            Inner::Prom(p) => p.entry_start,
+            Inner::Om(p) => p.entry_start,
+            Inner::Failed(_) => 0,
+        }
+    }
+
     /// The metric name of the sample [`next`](Self::next) returned last.
     pub fn metric_name(&self) -> Cow<'a, str> {
         let (spans, input) = match &self.inner {
@@ -577,6 +590,20 @@ mod tests {
         assert_eq!(unescape(r#"\\n"#, true), "\\n");
         assert_eq!(unescape(r#"\"#, true), "\\");
         assert_eq!(unescape(r#"\""#, false), "\\\"");
+    }
+
+    #[test]
+    fn entry_offsets_point_at_the_entry() {
+        let body = "# TYPE a counter\na_total 1 10\n# EOF\n";
+        let mut p = Parser::from_str(body, Format::OpenMetrics, ParseOptions::default());
+        assert!(matches!(p.next(), Ok(Some(Entry::Type { .. }))));
+        assert_eq!(p.entry_offset(), 0);
+        assert!(matches!(p.next(), Ok(Some(Entry::Sample(_)))));
+        assert_eq!(p.entry_offset(), 17);
+        let body = "\n  a 1\n";
+        let mut p = Parser::from_str(body, Format::PrometheusText, ParseOptions::default());
+        assert!(matches!(p.next(), Ok(Some(Entry::Sample(_)))));
+        assert_eq!(p.entry_offset(), 3);
     }
 
     #[test]

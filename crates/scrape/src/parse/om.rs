@@ -16,6 +16,8 @@ use super::{
 pub(crate) struct OpenMetricsParser<'a> {
     pub(crate) input: &'a str,
     pos: usize,
+    /// Where the entry returned last begins.
+    pub(crate) entry_start: usize,
     pub(crate) series: SeriesSpans,
     /// Scratch spans for exemplar labels.
     exemplar: SeriesSpans,
@@ -30,6 +32,7 @@ impl<'a> OpenMetricsParser<'a> {
         OpenMetricsParser {
             input,
             pos: 0,
+            entry_start: 0,
             series: SeriesSpans::default(),
             exemplar: SeriesSpans::default(),
             mtype: MetricType::Unknown,
@@ -64,6 +67,7 @@ impl<'a> OpenMetricsParser<'a> {
             let Some(&c) = b.get(self.pos) else {
                 return Err(self.err(self.pos, ParseErrorKind::MissingEof));
             };
+            self.entry_start = self.pos;
             let entry = match c {
                 b'#' => self.comment()?,
                 b'{' => self.sample(None)?,

@@ -15,6 +15,8 @@ use super::{
 pub(crate) struct PromParser<'a> {
     pub(crate) input: &'a str,
     pos: usize,
+    /// Where the entry returned last begins.
+    pub(crate) entry_start: usize,
     pub(crate) series: SeriesSpans,
 }
 
@@ -28,6 +30,7 @@ impl<'a> PromParser<'a> {
         PromParser {
             input,
             pos: 0,
+            entry_start: 0,
             series: SeriesSpans::default(),
         }
     }
@@ -56,6 +59,7 @@ impl<'a> PromParser<'a> {
             let Some(&c) = b.get(self.pos) else {
                 return Ok(None);
             };
+            self.entry_start = self.pos;
             match c {
                 b'\n' => self.pos += 1,
                 b'#' => {
