@@ -214,6 +214,19 @@ export function buildGroups(groups: AmGroup[], acks: AckInfo[]): GroupView[] {
     .sort(compareGroups);
 }
 
+/**
+ * Alerts on the page by state, each counted once although a `continue`
+ * route puts it in several groups: firing, pending, and muted (silenced,
+ * inhibited or in a mute time).
+ */
+export function countAlerts(groups: GroupView[]): { firing: number; pending: number; muted: number } {
+  const seen = new Map<string, AlertState>();
+  for (const g of groups) for (const a of g.alerts) seen.set(a.fingerprint, a.state);
+  const n = { firing: 0, pending: 0, muted: 0 };
+  for (const st of seen.values()) n[st === 'firing' ? 'firing' : st === 'pending' ? 'pending' : 'muted']++;
+  return n;
+}
+
 /** Without the notifier: the rules' alerts, one group per alert name. */
 export function groupRuleAlerts(alerts: RuleAlert[]): GroupView[] {
   const by = new Map<string, AlertRow[]>();

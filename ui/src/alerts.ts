@@ -7,6 +7,7 @@
 import { ApiError, callJson, get } from './api';
 import {
   buildGroups,
+  countAlerts,
   describeEvent,
   escalationText,
   groupRuleAlerts,
@@ -262,7 +263,7 @@ export async function alertsPage(root: HTMLElement): Promise<() => void> {
     }
   }
 
-  function alertRow(g: GroupView, a: AlertRow, forms: HTMLElement, now: number): HTMLElement {
+  function alertRow(g: GroupView, a: AlertRow, forms: HTMLElement, now: number, values: boolean): HTMLElement {
     const shown = Object.fromEntries(Object.entries(a.labels).filter(([k]) => k !== 'alertname' && k !== 'severity' && g.labels[k] === undefined));
     const silencedBy = a.silencedBy.map((id) => data.silences.find((s) => s.id === id));
     return h(
@@ -276,7 +277,7 @@ export async function alertsPage(root: HTMLElement): Promise<() => void> {
       ),
       h('td', h('span.severity.' + severityClass(a.labels.severity), a.labels.severity ?? '')),
       h('td', { title: Number.isNaN(a.since) ? '' : new Date(a.since).toISOString() }, Number.isNaN(a.since) ? '' : formatAge(a.since, now)),
-      h('td', a.value ?? ''),
+      values && h('td', a.value ?? ''),
       h('td', labelChips(shown)),
       h(
         'td',
@@ -303,6 +304,8 @@ export async function alertsPage(root: HTMLElement): Promise<() => void> {
     const forms = h('div.forms');
     const hist = h('div.history');
     const inNotifier = g.alerts.some((a) => a.state !== 'pending');
+    // The notifier does not know values; pending alerts and the rules' alerts do.
+    const values = g.alerts.some((a) => a.value !== undefined);
     const toggleHistory = () => {
       if (openHistory.has(g.key)) {
         openHistory.delete(g.key);
@@ -345,8 +348,8 @@ export async function alertsPage(root: HTMLElement): Promise<() => void> {
       forms,
       h(
         'table.grid.alert-table',
-        h('thead', h('tr', ['Alert', 'State', 'Severity', 'Since', 'Value', 'Labels', 'Summary', ''].map((c) => h('th', c)))),
-        h('tbody', g.alerts.map((a) => alertRow(g, a, forms, now))),
+        h('thead', h('tr', ['Alert', 'State', 'Severity', 'Since', values ? 'Value' : null, 'Labels', 'Summary', ''].map((c) => c !== null && h('th', c)))),
+        h('tbody', g.alerts.map((a) => alertRow(g, a, forms, now, values))),
       ),
       hist,
     );
@@ -421,9 +424,7 @@ export async function alertsPage(root: HTMLElement): Promise<() => void> {
 
   function render() {
     const now = Date.now();
-    const firing = data.groups.reduce((n, g) => n + g.alerts.filter((a) => a.state === 'firing').length, 0);
-    const pending = data.groups.reduce((n, g) => n + g.pending, 0);
-    const muted = data.groups.reduce((n, g) => n + g.firing, 0) - firing;
+    const { firing, pending, muted } = countAlerts(data.groups);
     mount(updated, `updated ${formatTime(now)}`);
     mount(
       content,

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   buildGroups,
+  countAlerts,
   describeEvent,
   escalationText,
   groupRuleAlerts,
@@ -113,6 +114,9 @@ test('groups: firing and pending together, the group ack found, sorted by state 
   );
   assert.equal(v[2].firing, 1);
   assert.equal(v[2].ack, undefined);
+  assert.deepEqual(countAlerts(v), { firing: 2, pending: 2, muted: 1 });
+  // An alert in two groups (a `continue` route) counts once.
+  assert.deepEqual(countAlerts([...v, ...buildGroups([{ ...groups[1], key: 'other', id: 'g4' }], [])]), { firing: 2, pending: 2, muted: 1 });
 });
 
 test('without the notifier: the rules alerts by name', () => {
