@@ -9,6 +9,7 @@
 mod admin;
 mod alertmanager;
 mod api;
+pub mod auth;
 mod notify_api;
 #[doc(hidden)]
 pub use api::query_result_json;
@@ -78,6 +79,12 @@ pub struct ServerOptions {
     /// the external labels (`--rules.store-external-labels`, default on);
     /// off stores them as Prometheus does, without.
     pub rules_store_external_labels: bool,
+    /// The web configuration file (`--web.config.file`): TLS, users,
+    /// tokens and roles. `None`: plain HTTP, no authentication.
+    pub web_config_file: Option<PathBuf>,
+    /// The audit log (`--web.audit-log-file`); `None` puts it at
+    /// `<data_dir>/audit.log`, an empty path writes it to the log only.
+    pub audit_log_file: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -98,6 +105,8 @@ impl Default for ServerOptions {
             external_url: None,
             route_prefix: None,
             rules_store_external_labels: true,
+            web_config_file: None,
+            audit_log_file: None,
         }
     }
 }
@@ -148,6 +157,7 @@ pub(crate) struct AppState {
     pub(crate) lifecycle: Arc<lifecycle::Lifecycle>,
     pub(crate) started: std::time::SystemTime,
     pub(crate) ui: Arc<ui::UiOptions>,
+    pub(crate) guard: Arc<auth::Guard>,
 }
 
 /// The HTTP routes.
@@ -315,6 +325,29 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         addr: opts.listen,
         source,
     };
+    // The web config first: a bad one stops the start before anything is
+    // opened or created.
+    let web_err = |e: String| ServerError::Config(format!("web config: {e}"));
+    let web = match &opts.web_config_file {
+        Some(p) => auth::WebConfig::load(p).map_err(web_err)?,
+        None => auth::WebConfig::default(),
+    };
+    let tls = match &web.tls {
+        Some(t) => Some(auth::tls::server_config(t).map_err(web_err)?),
+        None => None,
+    };
+    let audit = match &opts.audit_log_file {
+        Some(p) if p.as_os_str().is_empty() => auth::audit::AuditLog::disabled(),
+        Some(p) => auth::audit::AuditLog::to_file(p).map_err(ServerError::Config)?,
+        None => auth::audit::AuditLog::to_file(&opts.data_dir.join("audit.log"))
+            .map_err(ServerError::Config)?,
+    };
+    let guard = Arc::new(auth::Guard::with_config(
+        opts.web_config_file.clone(),
+        web,
+        &ui::route_prefix(&opts),
+        audit,
+    ));
     let std_listener = std::net::TcpListener::bind(opts.listen).map_err(listen_err)?;
     std_listener.set_nonblocking(true).map_err(listen_err)?;
     let addr = std_listener.local_addr().map_err(listen_err)?;
@@ -325,12 +358,13 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         .and_then(tokio::net::TcpListener::from_std)
         .map_err(listen_err)?;
     let (early_stop, early_rx) = tokio::sync::oneshot::channel::<()>();
+    let early_app = guarded(starting_router(), guard.clone());
+    let early_tls = tls.clone();
     let early_task = tokio::spawn(async move {
-        let _ = axum::serve(early, starting_router())
-            .with_graceful_shutdown(async move {
-                let _ = early_rx.await;
-            })
-            .await;
+        let _ = serve(early, early_app, early_tls, async move {
+            let _ = early_rx.await;
+        })
+        .await;
     });
     let data_dir = opts.data_dir.clone();
     let storage = opts.storage.clone();
@@ -392,17 +426,17 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         started: std::time::SystemTime::now(),
         lifecycle: lifecycle.clone(),
         ui: Arc::new(ui::UiOptions::new(&opts)),
+        guard: guard.clone(),
     };
-    let app = ui::under_prefix(router(state), &opts);
+    let app = guarded(ui::under_prefix(router(state), &opts), guard);
     let lc = lifecycle.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-            .map_err(|source| ServerError::Listen { addr, source });
+        let served = serve(listener, app, tls, async move {
+            let _ = rx.await;
+        })
+        .await
+        .map_err(|source| ServerError::Listen { addr, source });
         lc.stop().await;
         drop(maintenance);
         let db2 = db.clone();
@@ -419,6 +453,32 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         task,
         lifecycle,
     })
+}
+
+/// The app behind the guard: authentication, roles, audit, headers.
+fn guarded(app: Router, guard: Arc<auth::Guard>) -> Router {
+    app.layer(axum::middleware::from_fn_with_state(guard, auth::guard))
+}
+
+/// Serves `app` on `listener`, over TLS when `tls` is set, until `stop`.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: Option<rustls::ServerConfig>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let make = app.into_make_service_with_connect_info::<auth::PeerAddr>();
+    match tls {
+        None => {
+            axum::serve(listener, make)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        Some(cfg) => {
+            let l = auth::tls::TlsListener::new(listener, cfg)?;
+            axum::serve(l, make).with_graceful_shutdown(stop).await
+        }
+    }
 }
 
 pub(crate) fn mark_query(state: &AppState) {

@@ -370,6 +370,7 @@ pub(crate) async fn metrics(State(st): State<AppState>) -> Response {
         st.db.write_metrics(&mut out);
         write_server_metrics(&st, &mut out);
         st.lifecycle.write_metrics(&mut out);
+        st.guard.write_metrics(&mut out);
         ProcessStats::read().write(&mut out);
         out
     })
