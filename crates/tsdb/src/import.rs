@@ -163,6 +163,9 @@ pub struct BlockImporter {
     staging_lock: Option<DirLock>,
     /// The data directory's lock, when no running database held it.
     target_lock: Option<DirLock>,
+    /// Whether the import created the data directory (a failed import then
+    /// removes it again).
+    created_target: bool,
     opts: ImportOptions,
     writer_opts: BlockWriterOptions,
     labels: Vec<Labels>,
@@ -186,6 +189,7 @@ impl BlockImporter {
             return Err(ImportError::BadBlockDuration(opts.block_duration));
         }
         let target = target.as_ref().to_path_buf();
+        let created_target = !target.exists();
         std::fs::create_dir_all(&target).map_err(io("create data directory", &target))?;
         let target_lock = match DirLock::acquire(&target) {
             Ok(l) => Some(l),
@@ -199,6 +203,7 @@ impl BlockImporter {
             staging,
             staging_lock: None,
             target_lock,
+            created_target,
             opts,
             writer_opts: BlockWriterOptions::default(),
             labels: Vec::new(),
@@ -405,6 +410,10 @@ impl Drop for BlockImporter {
     fn drop(&mut self) {
         if !self.committed {
             self.remove_staging();
+            if self.created_target && self.target_lock.take().is_some() {
+                let _ = std::fs::remove_file(self.target.join(DirLock::FILE_NAME));
+                let _ = std::fs::remove_dir(&self.target);
+            }
         }
     }
 }
@@ -585,6 +594,10 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec!["LOCK"]);
+        // A data directory the import created goes too.
+        let fresh = dir.path().join("fresh");
+        drop(BlockImporter::new(&fresh, ImportOptions::default()).unwrap());
+        assert!(!fresh.exists());
         assert!(matches!(
             BlockImporter::new(dir.path(), ImportOptions::default().with_block_duration(0)),
             Err(ImportError::BadBlockDuration(0))

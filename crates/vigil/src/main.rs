@@ -1,5 +1,6 @@
 //! The `vigil` binary: a thin command-line layer over the vigil crates.
 
+mod import;
 mod logging;
 
 use std::collections::BTreeMap;
@@ -258,6 +259,10 @@ enum TsdbCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Backfill: write blocks from OpenMetrics text or from recording rules
+    /// evaluated over a past range (promtool's `tsdb create-blocks-from`).
+    #[command(subcommand, visible_alias = "create-blocks-from")]
+    Import(import::ImportCommand),
 }
 
 /// Checks rule files as promtool does; true when all are valid.
@@ -506,5 +511,8 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Tsdb {
+            what: TsdbCommand::Import(cmd),
+        } => import::run(cmd),
     }
 }
