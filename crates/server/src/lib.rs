@@ -273,6 +273,7 @@ pub struct Server {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), ServerError>>,
     lifecycle: Arc<lifecycle::Lifecycle>,
+    guard: Arc<auth::Guard>,
 }
 
 impl Server {
@@ -284,8 +285,22 @@ impl Server {
     /// Reads the configuration file again and applies it. On error the
     /// running configuration stays, and the error says why (file, line,
     /// key).
+    ///
+    /// The audit log records it as `who: "local", via: "process"` (SIGHUP,
+    /// or a program embedding the server).
     pub async fn reload(&self) -> Result<(), config::ConfigError> {
-        self.lifecycle.reload().await
+        let r = self.lifecycle.reload().await;
+        self.guard.audit().record(&auth::audit::Entry {
+            who: "local",
+            via: "process",
+            remote: "",
+            action: "config_reload",
+            method: "",
+            path: "",
+            query: "",
+            status: if r.is_ok() { 200 } else { 400 },
+        });
+        r
     }
 
     /// The configuration in force.
@@ -428,7 +443,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         ui: Arc::new(ui::UiOptions::new(&opts)),
         guard: guard.clone(),
     };
-    let app = guarded(ui::under_prefix(router(state), &opts), guard);
+    let app = guarded(ui::under_prefix(router(state), &opts), guard.clone());
     let lc = lifecycle.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -452,6 +467,7 @@ pub async fn start(opts: ServerOptions) -> Result<Server, ServerError> {
         shutdown: Some(tx),
         task,
         lifecycle,
+        guard,
     })
 }
 

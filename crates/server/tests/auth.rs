@@ -362,6 +362,14 @@ fn health_endpoints_open_by_setting_and_the_file_reloads() {
     );
     assert_eq!(s.call("GET", "/api/v1/labels", bob).0, 200);
     assert_eq!(s.call("GET", "/api/v1/labels", Who::Nobody).0, 401);
+    // A reload by the process (SIGHUP in the binary) is audited too.
+    s.rt.block_on(s.server.as_ref().unwrap().reload()).unwrap();
+    let audit = std::fs::read_to_string(s.dir.path().join("data/audit.log")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(audit.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["who"], &last["via"], &last["action"]),
+        (&"local".into(), &"process".into(), &"config_reload".into())
+    );
 }
 
 #[test]
