@@ -85,6 +85,14 @@ struct ServeArgs {
     /// The most bytes blocks may use (e.g. 50GB). 0 disables it.
     #[arg(long = "storage.tsdb.retention.size", value_parser = bytes_flag)]
     retention_size: Option<u64>,
+    /// The web config file: TLS, basic-auth users (bcrypt), bearer tokens
+    /// and roles (Prometheus's format plus vigil's additions).
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
+    /// Where admin actions are recorded, one JSON line each (default
+    /// <storage.tsdb.path>/audit.log; "" for the log only).
+    #[arg(long = "web.audit-log-file")]
+    audit_log_file: Option<PathBuf>,
     /// The address to serve the API on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen: std::net::SocketAddr,
@@ -178,6 +186,20 @@ impl ServeArgs {
                 .unwrap_or_else(|| "0B".into()),
         );
         put("web.listen-address", self.listen.to_string());
+        put(
+            "web.config.file",
+            self.web_config_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
+        put(
+            "web.audit-log-file",
+            self.audit_log_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        );
         put("web.enable-admin-api", self.enable_admin_api.to_string());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
         put(
@@ -233,6 +255,12 @@ enum CheckCommand {
     },
     /// Validate rule files.
     Rules {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Validate web config files (--web.config.file): TLS, users, tokens, roles.
+    WebConfig {
         /// The files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -322,6 +350,30 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `vigil check web-config`: promtool's output shape; the TLS files are
+/// read too.
+fn check_web_config(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        let checked = vigil_server::auth::WebConfig::load(f).and_then(|c| match &c.tls {
+            Some(t) => vigil_server::auth::tls::server_config(t).map(|_| ()),
+            None => Ok(()),
+        });
+        match checked {
+            Ok(()) => println!("{} SUCCESS", f.display()),
+            Err(e) => {
+                failed = true;
+                println!("{} FAILED: {e}", f.display());
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -425,6 +477,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         external_url: args.external_url.clone(),
         route_prefix: args.route_prefix.clone(),
         rules_store_external_labels: args.rules_store_external_labels,
+        web_config_file: args.web_config_file.clone(),
+        audit_log_file: args.audit_log_file.clone(),
         remote_read_sample_limit: args.remote_read_sample_limit,
         config_file: args.config.clone(),
         config,
@@ -496,6 +550,9 @@ fn main() -> ExitCode {
         Command::Check {
             what: CheckCommand::Rules { files },
         } => check_rules(&files),
+        Command::Check {
+            what: CheckCommand::WebConfig { files },
+        } => check_web_config(&files),
         Command::Test {
             what: TestCommand::Rules { files },
         } => test_rules(&files),

@@ -28,6 +28,39 @@ fn version_prints_the_crate_version() {
 }
 
 #[test]
+fn check_web_config_reads_users_tokens_and_tls_files() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("web.yml");
+    std::fs::write(
+        &good,
+        "basic_auth_users:\n  alice: $2y$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W\n\
+         bearer_tokens:\n  - name: agent\n    token: 0123456789abcdef0123\n    role: remote_write\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "tls_server_config:\n  cert_file: none.crt\n  key_file: none.key\n",
+    )
+    .unwrap();
+    let out = vigil()
+        .args(["check", "web-config"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("web.yml SUCCESS"), "{text}");
+    assert!(
+        text.contains("bad.yml FAILED: tls_server_config: cert_file"),
+        "{text}"
+    );
+    assert!(text.contains("none.crt"), "{text}");
+}
+
+#[test]
 fn check_rules_reports_file_group_rule_and_reason() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
