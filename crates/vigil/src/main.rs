@@ -42,6 +42,47 @@ enum Command {
         #[command(subcommand)]
         what: TsdbCommand,
     },
+    /// Helpers for the web config file.
+    Web {
+        #[command(subcommand)]
+        what: WebCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebCommand {
+    /// Print the bcrypt hash of a password read from standard input (one
+    /// line), for `basic_auth_users`.
+    HashPassword {
+        /// The bcrypt cost (work factor), 4 to 31.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
+}
+
+/// `vigil web hash-password`: the password comes from stdin so that it
+/// stays out of the shell history and the process list.
+fn hash_password(cost: u32) -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("vigil: reading the password: {e}");
+        return ExitCode::FAILURE;
+    }
+    let pw = line.trim_end_matches(['\n', '\r']);
+    if pw.is_empty() {
+        eprintln!("vigil: the password is empty");
+        return ExitCode::FAILURE;
+    }
+    match bcrypt::hash(pw, cost) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigil: hashing: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// A duration flag in Prometheus's syntax (`15d`, `2m`, `1h30m`), in ms.
@@ -571,5 +612,8 @@ fn main() -> ExitCode {
         Command::Tsdb {
             what: TsdbCommand::Import(cmd),
         } => import::run(cmd),
+        Command::Web {
+            what: WebCommand::HashPassword { cost },
+        } => hash_password(cost),
     }
 }

@@ -61,6 +61,30 @@ fn check_web_config_reads_users_tokens_and_tls_files() {
 }
 
 #[test]
+fn web_hash_password_prints_a_bcrypt_hash_of_stdin() {
+    use std::io::Write;
+    let mut child = vigil()
+        .args(["web", "hash-password", "--cost", "4"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pw\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap();
+    let hash = hash.trim();
+    assert!(hash.starts_with("$2b$04$") && hash.len() == 60, "{hash}");
+    assert!(bcrypt::verify("s3cret pw", hash).unwrap());
+    assert!(!bcrypt::verify("s3cret pw\n", hash).unwrap());
+}
+
+#[test]
 fn check_rules_reports_file_group_rule_and_reason() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
