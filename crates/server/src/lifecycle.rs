@@ -281,10 +281,16 @@ impl Lifecycle {
     fn apply_storage(&self, c: &Config) {
         // Each retention setting of the file overrides its flag.
         let (t, s) = self.flag_retention;
-        self.db.set_retention(
-            c.storage.retention_time.or(t),
-            c.storage.retention_size.or(s),
-        );
+        let time = c.storage.retention_time.or(t);
+        self.db.set_retention(time, c.storage.retention_size.or(s));
+        // Rules can only shorten: whole blocks past the time retention go.
+        for r in c.storage.retention_rules.rules() {
+            if time.is_some_and(|t| r.retention() >= t) {
+                tracing::warn!(rule = %r, "retention rule is not shorter than the time retention; it has no effect");
+            }
+        }
+        self.db
+            .set_retention_rules(c.storage.retention_rules.clone());
         self.db.head().set_out_of_order_window(
             c.storage
                 .out_of_order_time_window

@@ -161,6 +161,9 @@ pub struct StorageConfig {
     pub retention_time: Option<i64>,
     /// `storage.tsdb.retention.size`, in bytes. Overrides the flag.
     pub retention_size: Option<u64>,
+    /// `storage.tsdb.retention_rules` (vigil's): shorter retention for the
+    /// series some selectors match, in order of precedence.
+    pub retention_rules: vigil_tsdb::retention::RetentionRules,
 }
 
 impl Default for Config {
@@ -338,6 +341,8 @@ impl Config {
                 storage.retention_time = r.time.map(|d| d.0).filter(|t| *t > 0);
                 storage.retention_size = r.size.map(|b| b.0).filter(|s| *s > 0);
             }
+            storage.retention_rules =
+                retention_rules(s.retention_rules.unwrap_or_default(), text, path)?;
         }
 
         let rule_files = raw.rule_files.unwrap_or_default();
@@ -625,6 +630,7 @@ struct RawStorage {
 struct RawTsdb {
     out_of_order_time_window: Option<PromDuration>,
     retention: Option<RawRetention>,
+    retention_rules: Option<Vec<RawRetentionRule>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -632,6 +638,52 @@ struct RawTsdb {
 struct RawRetention {
     time: Option<PromDuration>,
     size: Option<ByteSize>,
+}
+
+/// One entry of `storage.tsdb.retention_rules`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetentionRule {
+    /// Series selectors; a series matching any of them is governed.
+    matchers: Vec<String>,
+    retention: PromDuration,
+}
+
+/// Checks and builds `storage.tsdb.retention_rules`. An error names the
+/// rule (by position), the selector and its line.
+fn retention_rules(
+    raw: Vec<RawRetentionRule>,
+    text: &str,
+    path: &Path,
+) -> Result<vigil_tsdb::retention::RetentionRules, ConfigError> {
+    let section = find_key_line(text, "retention_rules");
+    let invalid = |line: Option<usize>, reason: String| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        column: None,
+        reason,
+    };
+    let mut rules = Vec::with_capacity(raw.len());
+    for (i, r) in raw.into_iter().enumerate() {
+        let name = format!("storage.tsdb.retention_rules[{i}]");
+        let mut selectors = Vec::with_capacity(r.matchers.len());
+        for m in &r.matchers {
+            let line = section.and_then(|from| {
+                text.lines()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, l)| l.contains(m.as_str()))
+                    .map(|(n, _)| n + 1)
+            });
+            let sel = vigil_promql::parse_series_selector(m)
+                .map_err(|e| invalid(line.or(section), format!("{name}: matcher {m:?}: {e}")))?;
+            selectors.push(sel);
+        }
+        let rule = vigil_tsdb::retention::RetentionRule::new(selectors, r.retention.0)
+            .map_err(|e| invalid(section, format!("{name}: {e}")))?;
+        rules.push(rule);
+    }
+    Ok(vigil_tsdb::retention::RetentionRules::new(rules))
 }
 
 /// A duration in Prometheus's syntax (`15s`, `1h30m`), in milliseconds.

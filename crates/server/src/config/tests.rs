@@ -40,6 +40,56 @@ fn global_and_storage_sections() {
 }
 
 #[test]
+fn retention_rules_by_selector() {
+    let c = parse(
+        "storage:\n  tsdb:\n    retention:\n      time: 90d\n    retention_rules:\n    \
+         - matchers: ['{__name__=~\"debug_.*\"}', 'trace_spans_total']\n      retention: 7d\n    \
+         - matchers: ['{job=\"batch\", env!=\"prod\"}']\n      retention: 36h\n",
+    )
+    .unwrap();
+    let rules = c.storage.retention_rules.rules();
+    assert_eq!(rules.len(), 2);
+    assert_eq!(rules[0].retention(), 7 * 86_400_000);
+    assert_eq!(rules[0].selectors().len(), 2);
+    assert_eq!(rules[1].retention(), 36 * 3_600_000);
+    let debug = vigil_model::labels!("__name__" => "debug_x", "job" => "batch");
+    assert_eq!(c.storage.retention_rules.rule_for(&debug), Some(0));
+    let batch = vigil_model::labels!("__name__" => "x", "job" => "batch", "env" => "dev");
+    assert_eq!(c.storage.retention_rules.rule_for(&batch), Some(1));
+    let other = vigil_model::labels!("__name__" => "x", "job" => "batch", "env" => "prod");
+    assert_eq!(c.storage.retention_rules.rule_for(&other), None);
+}
+
+#[test]
+fn bad_retention_rules_are_refused_with_their_line() {
+    let head = "storage:\n  tsdb:\n    retention_rules:\n";
+    let (line, reason) = err(&format!(
+        "{head}    - matchers: ['up']\n      retention: 1d\n    - matchers: ['{{job=~\"a\"']\n      retention: 1d\n"
+    ));
+    assert_eq!(line, Some(6));
+    assert!(reason.contains("retention_rules[1]: matcher"), "{reason}");
+    let (line, reason) = err(&format!(
+        "{head}    - matchers: ['{{job=~\".*\"}}']\n      retention: 1d\n"
+    ));
+    assert_eq!(line, Some(4));
+    assert!(reason.contains("retention_rules[0]"), "{reason}");
+    let (_, reason) = err(&format!("{head}    - matchers: []\n      retention: 1d\n"));
+    assert!(reason.contains("at least one selector"), "{reason}");
+    let (_, reason) = err(&format!(
+        "{head}    - matchers: ['up']\n      retention: 0s\n"
+    ));
+    assert!(reason.contains("retention must be positive"), "{reason}");
+    let (line, reason) = err(&format!("{head}    - matchers: ['up']\n"));
+    assert_eq!(line, Some(4));
+    assert!(reason.contains("retention"), "{reason}");
+    let (line, reason) = err(&format!(
+        "{head}    - matchers: ['up']\n      retention: 1d\n      keep: forever\n"
+    ));
+    assert_eq!(line, Some(6));
+    assert!(reason.contains("keep"), "{reason}");
+}
+
+#[test]
 fn a_short_interval_shortens_the_default_timeout() {
     let c = parse("global:\n  scrape_interval: 5s\n").unwrap();
     assert_eq!(c.global.scrape_timeout, 5_000);
