@@ -209,7 +209,7 @@ python3 "$ROOT/tests/e2e/notify.py" "http://127.0.0.1:$V3PORT" "http://127.0.0.1
 command -v chromium >/dev/null || { echo "e2e: chromium is not installed" >&2; exit 1; }
 [ -d ui/node_modules ] || (cd ui && npm ci --no-audit --no-fund)
 VIGIL_BIN="$VIGIL" VIGIL_UI_TEST_OUT="${VIGIL_UI_TEST_OUT:-$ROOT/ui/test-output}" \
-    node --test --test-timeout=300000 ui/e2e/browser.test.mjs
+    node --test --test-timeout=300000 ui/e2e/browser.test.mjs ui/e2e/login.test.mjs
 
 # ------------------------------------------------------- remote write out
 # vigil forwards to a real VictoriaMetrics through a 30 s outage and a
