@@ -127,6 +127,12 @@ pub enum ImportError {
     /// A series without labels.
     #[error("a series needs at least one label")]
     EmptyLabels,
+    /// More than 2^32 series in one import.
+    #[error("too many series for one import")]
+    TooManySeries,
+    /// A series handle from another importer.
+    #[error("unknown series handle")]
+    UnknownSeries,
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ImportError {
@@ -239,7 +245,7 @@ impl BlockImporter {
         if labels.is_empty() {
             return Err(ImportError::EmptyLabels);
         }
-        let id = u32::try_from(self.labels.len()).map_err(|_| ImportError::EmptyLabels)?;
+        let id = u32::try_from(self.labels.len()).map_err(|_| ImportError::TooManySeries)?;
         self.index.insert(labels.clone(), id);
         self.labels.push(labels);
         self.buffers.push(Vec::new());
@@ -257,7 +263,7 @@ impl BlockImporter {
     pub fn add(&mut self, s: ImportSeries, t: i64, v: f64) -> Result<(), ImportError> {
         self.check_time(t)?;
         let Some(buf) = self.buffers.get_mut(s.0 as usize) else {
-            return Err(ImportError::EmptyLabels);
+            return Err(ImportError::UnknownSeries);
         };
         buf.push((t, v));
         self.buffered += 1;
