@@ -150,6 +150,27 @@ pub enum LimitError {
         /// The limit.
         limit: usize,
     },
+    /// The metric has as many series as allowed.
+    #[error("series limit of {limit} for metric {metric:?} reached")]
+    SeriesPerMetric {
+        /// The metric name.
+        metric: String,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl LimitError {
+    /// The limit's name, as the `limit` label of vigil's metrics gives it.
+    pub fn limit_name(&self) -> &'static str {
+        match self {
+            LimitError::LabelCount { .. } => "labels_per_series",
+            LimitError::LabelNameLength { .. } => "label_name_length",
+            LimitError::LabelValueLength { .. } => "label_value_length",
+            LimitError::SeriesCount { .. } => "series_total",
+            LimitError::SeriesPerMetric { .. } => "series_per_metric",
+        }
+    }
 }
 
 /// Why a commit failed. Nothing of the batch is stored when it does.

@@ -276,6 +276,7 @@ fn is_soft(e: &AppendError) -> bool {
             | AppendError::DuplicateSampleForTimestamp
             | AppendError::OutOfBounds
             | AppendError::TooOld
+            | AppendError::Limit(_)
     )
 }
 
@@ -315,6 +316,8 @@ fn append_body<P: Appender>(
     let mut parser = Parser::new(&fetched.body, format, ParseOptions::default());
     let mut appended = 0usize;
     let mut sample_limit_hit = false;
+    let mut n_limit = 0usize;
+    let mut first_limit: Option<String> = None;
     let (mut n_ooo, mut n_dup, mut n_oob) = (0usize, 0usize, 0usize);
     let mut err: Option<String> = None;
     let iter = cache.iter;
@@ -426,6 +429,12 @@ fn append_body<P: Appender>(
                     Err(e) if is_soft(&e) => match e {
                         AppendError::OutOfOrder => n_ooo += 1,
                         AppendError::DuplicateSampleForTimestamp => n_dup += 1,
+                        // A storage limit refuses the new series; the
+                        // target's other series are still stored.
+                        AppendError::Limit(l) => {
+                            n_limit += 1;
+                            first_limit.get_or_insert_with(|| l.to_string());
+                        }
                         _ => n_oob += 1,
                     },
                     Err(e) => {
@@ -436,6 +445,14 @@ fn append_body<P: Appender>(
             }
         }
         c.added += 1;
+    }
+    if let Some(reason) = first_limit {
+        tracing::warn!(
+            target_url = %lc.target.url,
+            refused = n_limit,
+            first = %reason,
+            "new series refused by a storage limit"
+        );
     }
     if n_ooo + n_dup + n_oob > 0 {
         tracing::warn!(

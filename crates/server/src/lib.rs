@@ -137,6 +137,8 @@ pub enum ServerError {
 pub(crate) struct ServerStats {
     pub(crate) samples_received: AtomicU64,
     pub(crate) samples_rejected: AtomicU64,
+    /// Remote-write requests refused for their size.
+    pub(crate) write_too_large: AtomicU64,
     pub(crate) queries: AtomicU64,
 }
 

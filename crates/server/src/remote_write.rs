@@ -520,7 +520,25 @@ enum Decoded {
     V2(v2::Request),
 }
 
-pub(crate) async fn write(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn write(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            st.stats.write_too_large.fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "body larger than {} bytes (--web.remote-write-max-bytes)",
+                    st.max_write_bytes
+                ),
+            );
+        }
+        Err(e) => return text(e.status(), e.body_text()),
+    };
     let proto = match negotiate(&headers) {
         Ok(p) => p,
         Err(e) => return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e),
@@ -533,6 +551,7 @@ pub(crate) async fn write(State(st): State<AppState>, headers: HeaderMap, body: 
         r
     };
     if body.len() > st.max_write_bytes {
+        st.stats.write_too_large.fetch_add(1, Ordering::Relaxed);
         return v2_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body larger than {} bytes", st.max_write_bytes),
@@ -543,10 +562,11 @@ pub(crate) async fn write(State(st): State<AppState>, headers: HeaderMap, body: 
     let max_raw = st.max_write_bytes.saturating_mul(16);
     match snap::raw::decompress_len(&body) {
         Ok(n) if n > max_raw => {
+            st.stats.write_too_large.fetch_add(1, Ordering::Relaxed);
             return v2_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("decompressed body of {n} bytes is larger than {max_raw} bytes"),
-            )
+            );
         }
         Ok(_) => {}
         Err(e) => return v2_error(StatusCode::BAD_REQUEST, format!("snappy decode: {e}")),

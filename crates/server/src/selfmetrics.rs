@@ -118,11 +118,13 @@ impl Metrics {
         match r {
             Ok(r) => self.query.lock().observe(r.stats.total_seconds),
             Err(e) => {
-                *self
-                    .query_failures
-                    .lock()
-                    .entry(e.error_type())
-                    .or_default() += 1
+                // Waiting past the timeout for a free slot
+                // (--query.max-concurrency) is told apart from a slow query.
+                let reason = match e {
+                    QueryError::Timeout("query queue") => "concurrency_limit",
+                    e => e.error_type(),
+                };
+                *self.query_failures.lock().entry(reason).or_default() += 1
             }
         }
     }
@@ -191,6 +193,17 @@ fn write_server_metrics(st: &AppState, out: &mut String) {
         out,
         "vigil_remote_write_samples_rejected_total {}",
         stats.samples_rejected.load(Ordering::Relaxed)
+    );
+    family(
+        out,
+        "vigil_remote_write_requests_too_large_total",
+        "counter",
+        "Remote-write requests refused (413) for a body over --web.remote-write-max-bytes.",
+    );
+    let _ = writeln!(
+        out,
+        "vigil_remote_write_requests_too_large_total {}",
+        stats.write_too_large.load(Ordering::Relaxed)
     );
     family(out, "vigil_queries_total", "counter", "Queries evaluated.");
     let _ = writeln!(

@@ -1410,4 +1410,90 @@ fn remote_write_bodies_up_to_the_configured_limit() {
         &body,
     );
     assert_eq!(r.status, 413);
+    assert!(
+        r.text().contains("--web.remote-write-max-bytes"),
+        "{}",
+        r.text()
+    );
+    let m = get(s.addr(), "/metrics").text();
+    assert!(
+        m.contains("vigil_remote_write_requests_too_large_total 1\n"),
+        "{m}"
+    );
+}
+
+/// The storage limits: a clear error where data come in, the series that
+/// fit still stored, and a counter per limit.
+#[test]
+fn storage_limits_refuse_new_series_with_a_reason_and_a_metric() {
+    let mut storage = vigil_tsdb::Options::default();
+    storage.head.limits = vigil_tsdb::Limits {
+        max_series: 10,
+        max_series_per_metric: 2,
+        max_labels: 4,
+        max_label_name_len: 20,
+        max_label_value_len: 30,
+    };
+    let s = TestServer::start(ServerOptions {
+        storage,
+        ..ServerOptions::default()
+    });
+    let t = now_ms();
+    let long = "v".repeat(31);
+    let body = write_body(&[
+        (&[("__name__", "a"), ("i", "1")], &[(t, 1.0)]),
+        (&[("__name__", "a"), ("i", "2")], &[(t, 1.0)]),
+        (&[("__name__", "a"), ("i", "3")], &[(t, 1.0)]),
+        (&[("__name__", "b"), ("i", long.as_str())], &[(t, 1.0)]),
+        (
+            &[
+                ("__name__", "c"),
+                ("a", "1"),
+                ("b", "1"),
+                ("c", "1"),
+                ("d", "1"),
+            ],
+            &[(t, 1.0)],
+        ),
+        (
+            &[("__name__", "d"), ("a_very_long_label_name", "1")],
+            &[(t, 1.0)],
+        ),
+        (&[("__name__", "e")], &[(t, 1.0)]),
+    ]);
+    let (st, text) = http(
+        s.addr(),
+        "POST",
+        "/api/v1/write",
+        "application/x-protobuf",
+        &body,
+    );
+    assert_eq!(st, 400, "{text}");
+    for want in [
+        "series limit of 2 for metric \"a\" reached",
+        "label value 31 bytes long, more than the limit of 30",
+        "series has 5 labels, more than the limit of 4",
+        "label name 22 bytes long, more than the limit of 20",
+    ] {
+        assert!(text.contains(want), "{want}: {text}");
+    }
+    let v = get(
+        s.addr(),
+        "/api/v1/query?query=count(%7B__name__%3D~%22.%2B%22%7D)",
+    )
+    .json();
+    assert_eq!(
+        v["data"]["result"][0]["value"][1], "3",
+        "a{{i=1}}, a{{i=2}}, e"
+    );
+    let m = get(s.addr(), "/metrics").text();
+    for line in [
+        "vigil_tsdb_limit_hits_total{limit=\"series_per_metric\"} 1",
+        "vigil_tsdb_limit_hits_total{limit=\"label_value_length\"} 1",
+        "vigil_tsdb_limit_hits_total{limit=\"labels_per_series\"} 1",
+        "vigil_tsdb_limit_hits_total{limit=\"label_name_length\"} 1",
+        "vigil_tsdb_limit_hits_total{limit=\"series_total\"} 0",
+    ] {
+        assert!(m.contains(line), "{line}: {m}");
+    }
 }

@@ -273,3 +273,71 @@ fn invalid_probes_are_refused_with_their_line() {
     let e = Config::load(&p).unwrap_err().to_string();
     assert!(e.contains("methd") && e.contains(":4:"), "{e}");
 }
+
+/// A storage limit refuses a target's new series over it; the target stays
+/// up and its other series are stored, and the refusals are counted.
+#[test]
+fn a_storage_limit_refuses_new_series_but_the_scrape_succeeds() {
+    let exp = exporter();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n\
+             scrape_configs:\n  - job_name: app\n    static_configs: [{{targets: ['{exp}']}}]\n"
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&cfg_path).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let mut storage = vigil_tsdb::Options::default();
+    // Every series has __name__, job and instance; requests_total also has
+    // `code`, so a limit of 3 labels refuses it alone.
+    storage.head.limits.max_labels = 3;
+    let data = tempfile::tempdir().unwrap();
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data.path().to_path_buf(),
+            storage,
+            config,
+            config_file: Some(cfg_path),
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    let a = server.addr();
+    wait_until("temperature scraped", || {
+        let (_, v) = get(a, "/api/v1/query?query=temperature_celsius");
+        v["data"]["result"].as_array().is_some_and(|r| r.len() == 1)
+    });
+    let (_, v) = get(a, "/api/v1/query?query=up");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
+    let (_, v) = get(a, "/api/v1/query?query=requests_total");
+    assert_eq!(v["data"]["result"].as_array().map(Vec::len), Some(0), "{v}");
+    let (_, v) = get(a, "/api/v1/targets");
+    assert_eq!(v["data"]["activeTargets"][0]["health"], "up", "{v}");
+    let metrics = {
+        let mut s = TcpStream::connect(a).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let hits: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("vigil_tsdb_limit_hits_total{limit=\"labels_per_series\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(hits >= 1.0, "{metrics}");
+    rt.block_on(server.shutdown()).unwrap();
+}

@@ -65,4 +65,4 @@ pub mod wal;
 
 pub use db::{Db, Options};
 pub use error::TsdbError;
-pub use head::{Head, HeadOptions, HeadStats};
+pub use head::{Head, HeadOptions, HeadStats, Limits, LIMIT_NAMES};

@@ -21,6 +21,18 @@ impl Db {
         let d = self.stats();
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
         let head = self.head();
+        let _ = writeln!(
+            out,
+            "# HELP vigil_tsdb_limit_hits_total New series refused by a storage limit.\n\
+             # TYPE vigil_tsdb_limit_hits_total counter"
+        );
+        for (name, n) in crate::head::LIMIT_NAMES.iter().zip(&h.limit_hits) {
+            let _ = writeln!(
+                out,
+                "vigil_tsdb_limit_hits_total{{limit=\"{name}\"}} {}",
+                n.load(Ordering::Relaxed)
+            );
+        }
         family(
             out,
             "vigil_tsdb_head_series",

@@ -134,6 +134,22 @@ struct ServeArgs {
     /// <storage.tsdb.path>/audit.log; "" for the log only).
     #[arg(long = "web.audit-log-file")]
     audit_log_file: Option<PathBuf>,
+    /// The most series the storage holds in memory (0: no limit). New series
+    /// beyond it are refused with an error; existing ones keep taking samples.
+    #[arg(long = "storage.tsdb.max-series", default_value_t = 0)]
+    max_series: usize,
+    /// The most series one metric name may have (0: no limit).
+    #[arg(long = "storage.tsdb.max-series-per-metric", default_value_t = 0)]
+    max_series_per_metric: usize,
+    /// The most labels a new series may have, its name included.
+    #[arg(long = "storage.tsdb.max-labels-per-series", default_value_t = 0)]
+    max_labels_per_series: usize,
+    /// The longest label name of a new series, in bytes (0: no limit).
+    #[arg(long = "storage.tsdb.max-label-name-length", default_value_t = 0)]
+    max_label_name_length: usize,
+    /// The longest label value of a new series, in bytes (0: no limit).
+    #[arg(long = "storage.tsdb.max-label-value-length", default_value_t = 0)]
+    max_label_value_length: usize,
     /// The address to serve the API on.
     #[arg(long = "web.listen-address", default_value = "127.0.0.1:9090")]
     listen: std::net::SocketAddr,
@@ -225,6 +241,23 @@ impl ServeArgs {
             self.retention_size
                 .map(config::format_bytes)
                 .unwrap_or_else(|| "0B".into()),
+        );
+        put("storage.tsdb.max-series", self.max_series.to_string());
+        put(
+            "storage.tsdb.max-series-per-metric",
+            self.max_series_per_metric.to_string(),
+        );
+        put(
+            "storage.tsdb.max-labels-per-series",
+            self.max_labels_per_series.to_string(),
+        );
+        put(
+            "storage.tsdb.max-label-name-length",
+            self.max_label_name_length.to_string(),
+        );
+        put(
+            "storage.tsdb.max-label-value-length",
+            self.max_label_value_length.to_string(),
         );
         put("web.listen-address", self.listen.to_string());
         put(
@@ -497,6 +530,16 @@ fn serve(args: ServeArgs) -> ExitCode {
             (None, None) => Some(15 * 24 * 3_600_000),
         },
         retention_size: args.retention_size.filter(|s| *s > 0),
+        head: vigil_tsdb::HeadOptions {
+            limits: vigil_tsdb::Limits {
+                max_series: args.max_series,
+                max_series_per_metric: args.max_series_per_metric,
+                max_labels: args.max_labels_per_series,
+                max_label_name_len: args.max_label_name_length,
+                max_label_value_len: args.max_label_value_length,
+            },
+            ..vigil_tsdb::HeadOptions::default()
+        },
         ..vigil_tsdb::Options::default()
     };
     let engine = vigil_promql::EngineOptions {

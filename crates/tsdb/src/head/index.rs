@@ -60,6 +60,17 @@ impl PostingsIndex {
         }
     }
 
+    /// How many series have the label `name="value"` (`value` may be empty:
+    /// series without the label are not counted).
+    pub(crate) fn count(&self, name: &str, value: &str) -> usize {
+        self.inner
+            .read()
+            .map
+            .get(name)
+            .and_then(|v| v.get(value))
+            .map_or(0, Vec::len)
+    }
+
     /// Removes series (garbage collection).
     #[allow(dead_code)] // used by head truncation, which lands with blocks
     pub(crate) fn remove(&self, refs: &[(u64, Labels)]) {

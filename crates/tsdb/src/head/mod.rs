@@ -84,7 +84,19 @@ pub struct Limits {
     pub max_label_value_len: usize,
     /// Series in the head.
     pub max_series: usize,
+    /// Series in the head with one metric name.
+    pub max_series_per_metric: usize,
 }
+
+/// The names of the limits, in the order [`HeadStats::limit_hits`] counts
+/// them.
+pub const LIMIT_NAMES: [&str; 5] = [
+    "series_total",
+    "series_per_metric",
+    "labels_per_series",
+    "label_name_length",
+    "label_value_length",
+];
 
 impl Default for HeadOptions {
     fn default() -> Self {
@@ -131,6 +143,8 @@ pub struct HeadStats {
     pub replayed_samples: AtomicU64,
     /// Milliseconds the last replay took.
     pub replay_ms: AtomicU64,
+    /// Series refused by each limit, in the order of [`LIMIT_NAMES`].
+    pub limit_hits: [AtomicU64; 5],
 }
 
 type SeriesHandle = Arc<SeriesEntry>;
@@ -382,6 +396,15 @@ impl Head {
                 limit: l.max_series,
             });
         }
+        if l.max_series_per_metric > 0 {
+            let name = labels.get("__name__").unwrap_or("");
+            if self.index.count("__name__", name) >= l.max_series_per_metric {
+                return Err(LimitError::SeriesPerMetric {
+                    metric: name.to_string(),
+                    limit: l.max_series_per_metric,
+                });
+            }
+        }
         if l.max_labels > 0 {
             let count = labels.len();
             if count > l.max_labels {
@@ -418,7 +441,13 @@ impl Head {
         if let Some(s) = self.series_by_labels(labels, hash) {
             return Ok((s, false));
         }
-        self.check_limits(labels)?;
+        if let Err(e) = self.check_limits(labels) {
+            let name = e.limit_name();
+            if let Some(i) = LIMIT_NAMES.iter().position(|n| *n == name) {
+                self.stats.limit_hits[i].fetch_add(1, Ordering::Relaxed);
+            }
+            return Err(e);
+        }
         let mut stripe = self.by_hash[Self::stripe(hash)].write();
         if let Some(s) = stripe.get(hash, labels) {
             return Ok((s.clone(), false));

@@ -161,6 +161,7 @@ fn limits_are_typed_errors() {
         max_label_name_len: 10,
         max_label_value_len: 5,
         max_series: 2,
+        max_series_per_metric: 0,
     };
     let head = Head::open(dir.path(), o).unwrap();
     let mut app = head.appender();
@@ -182,6 +183,66 @@ fn limits_are_typed_errors() {
         .unwrap();
     err(app.append(None, &labels!("a" => "3"), 1, Value::Float(0.0)));
     app.commit().unwrap();
+    // Each refusal is counted under its limit's name.
+    let hits: Vec<u64> = head
+        .stats()
+        .limit_hits
+        .iter()
+        .map(|a| a.load(std::sync::atomic::Ordering::Relaxed))
+        .collect();
+    // series_total, series_per_metric, labels_per_series, name, value
+    assert_eq!(hits, [1, 0, 1, 1, 1]);
+}
+
+#[test]
+fn series_per_metric_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts();
+    o.limits.max_series_per_metric = 2;
+    let head = Head::open(dir.path(), o).unwrap();
+    let mut app = head.appender();
+    for i in ["1", "2"] {
+        app.append(
+            None,
+            &labels!("__name__" => "a", "i" => i),
+            1,
+            Value::Float(0.0),
+        )
+        .unwrap();
+    }
+    match app.append(
+        None,
+        &labels!("__name__" => "a", "i" => "3"),
+        1,
+        Value::Float(0.0),
+    ) {
+        Err(AppendError::Limit(l)) => {
+            assert_eq!(l.to_string(), "series limit of 2 for metric \"a\" reached");
+            assert_eq!(l.limit_name(), "series_per_metric");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Existing series still take samples; other metrics still get series.
+    app.append(
+        None,
+        &labels!("__name__" => "a", "i" => "1"),
+        2,
+        Value::Float(1.0),
+    )
+    .unwrap();
+    app.append(
+        None,
+        &labels!("__name__" => "b", "i" => "3"),
+        1,
+        Value::Float(0.0),
+    )
+    .unwrap();
+    app.commit().unwrap();
+    assert_eq!(head.num_series(), 3);
+    assert_eq!(
+        head.stats().limit_hits[1].load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
 }
 
 #[test]
