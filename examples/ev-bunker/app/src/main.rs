@@ -59,27 +59,90 @@ struct Args {
 }
 
 /// The faults that can be injected. All off by default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+///
+/// Shares (`error_rate`, `fail_*`, `slow_payments_share`) are spread evenly
+/// over the requests they apply to rather than drawn at random: with
+/// `error_rate=0.25` every fourth request fails, so any window of traffic
+/// sees the share itself and a test knows on which side of a threshold it
+/// stands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Faults {
     /// Share of requests that fail with 500 (0..1).
     error_rate: f64,
     /// Extra latency added to every request, ms.
     latency_ms: u64,
-    /// Every payment fails.
-    fail_payments: bool,
+    /// Share of payments that fail (0..1; `true` is 1).
+    fail_payments: f64,
     /// Extra time payments take, ms.
     slow_payments_ms: u64,
-    /// Every booking fails.
-    fail_bookings: bool,
-    /// Every registration fails.
-    fail_registrations: bool,
+    /// Share of payments that take `slow_payments_ms` longer (0..1).
+    slow_payments_share: f64,
+    /// Share of bookings that fail (0..1; `true` is 1).
+    fail_bookings: f64,
+    /// Share of registrations that fail (0..1; `true` is 1).
+    fail_registrations: f64,
+    /// The traffic generator sends no bookings (users cannot reach the
+    /// booking page): nothing fails, bookings just stop.
+    pause_bookings: bool,
     /// Failed logins per minute sent by the traffic generator.
     auth_failures_per_min: f64,
     /// Unauthorised requests per minute to the admin API.
     unauthorized_per_min: f64,
     /// `/api/health` answers 503.
     health_fail: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            error_rate: 0.0,
+            latency_ms: 0,
+            fail_payments: 0.0,
+            slow_payments_ms: 0,
+            slow_payments_share: 1.0,
+            fail_bookings: 0.0,
+            fail_registrations: 0.0,
+            pause_bookings: false,
+            auth_failures_per_min: 0.0,
+            unauthorized_per_min: 0.0,
+            health_fail: false,
+        }
+    }
+}
+
+/// Spreads a share evenly: `pick(p)` is true for a fraction `p` of the
+/// calls, one every `1/p`.
+#[derive(Default)]
+struct Spread(Mutex<f64>);
+
+impl Spread {
+    fn pick(&self, p: f64) -> bool {
+        if p <= 0.0 {
+            return false;
+        }
+        if p >= 1.0 {
+            return true;
+        }
+        let mut acc = self.0.lock();
+        *acc += p;
+        if *acc >= 1.0 {
+            *acc -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// One spreader per share fault.
+#[derive(Default)]
+struct Spreads {
+    errors: Spread,
+    payments: Spread,
+    slow_payments: Spread,
+    bookings: Spread,
+    registrations: Spread,
 }
 
 struct Pool {
@@ -98,6 +161,7 @@ struct App {
     seed: AtomicU64,
     db_up: Mutex<bool>,
     redis_up: Mutex<bool>,
+    spreads: Spreads,
 }
 
 type Shared = Arc<App>;
@@ -251,7 +315,7 @@ async fn prelude(app: &App) -> Option<StatusCode> {
     if f.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(f.latency_ms)).await;
     }
-    if f.error_rate > 0.0 && app.rand() < f.error_rate {
+    if app.spreads.errors.pick(f.error_rate) {
         return Some(StatusCode::INTERNAL_SERVER_ERROR);
     }
     None
@@ -285,7 +349,8 @@ async fn register(State(app): State<Shared>, body: String) -> Response {
         Method::POST,
         &body.clone(),
         async move {
-            if a.faults.read().fail_registrations {
+            let share = a.faults.read().fail_registrations;
+            if a.spreads.registrations.pick(share) {
                 a.reg.inc("ev_registration_failures_total", &[]);
                 return StatusCode::INTERNAL_SERVER_ERROR;
             }
@@ -342,7 +407,8 @@ async fn login(State(app): State<Shared>, Query(q): Query<LoginQ>, body: String)
 async fn bookings(State(app): State<Shared>, body: String) -> Response {
     let a = app.clone();
     endpoint(&app, "/api/bookings", Method::POST, &body, async move {
-        if a.faults.read().fail_bookings {
+        let share = a.faults.read().fail_bookings;
+        if a.spreads.bookings.pick(share) {
             a.reg
                 .inc("ev_bookings_failed_total", &[("reason", "injected")]);
             return StatusCode::INTERNAL_SERVER_ERROR;
@@ -379,8 +445,13 @@ async fn payments(State(app): State<Shared>, body: String) -> Response {
         let started = Instant::now();
         let f = a.faults.read().clone();
         // The payment gateway's own time.
-        tokio::time::sleep(Duration::from_millis(20 + f.slow_payments_ms)).await;
-        let status = if f.fail_payments {
+        let slow = if a.spreads.slow_payments.pick(f.slow_payments_share) {
+            f.slow_payments_ms
+        } else {
+            0
+        };
+        tokio::time::sleep(Duration::from_millis(20 + slow)).await;
+        let status = if a.spreads.payments.pick(f.fail_payments) {
             a.reg
                 .inc("ev_payments_failed_total", &[("reason", "gateway_error")]);
             StatusCode::BAD_GATEWAY
@@ -574,10 +645,15 @@ async fn control_set(
                 .parse::<u64>()
                 .map(serde_json::Value::from)
                 .map_err(|e| e.to_string()),
-            _ => val
-                .parse::<f64>()
-                .map(serde_json::Value::from)
-                .map_err(|e| e.to_string()),
+            // Shares also take `true` (1) and `false` (0).
+            _ => match val.as_str() {
+                "true" => Ok(serde_json::Value::from(1.0)),
+                "false" => Ok(serde_json::Value::from(0.0)),
+                v => v
+                    .parse::<f64>()
+                    .map(serde_json::Value::from)
+                    .map_err(|e| e.to_string()),
+            },
         };
         match parsed {
             Ok(p) => {
@@ -642,8 +718,11 @@ async fn traffic(app: Shared, addr: SocketAddr, rps: f64) {
     loop {
         tick.tick().await;
         let r = app.rand();
+        let paused = app.faults.read().pause_bookings;
         let (method, path, body) = match r {
             r if r < 0.40 => ("GET", "/api/stations", ""),
+            // Paused bookings: those users only look at stations.
+            r if r < 0.55 && paused => ("GET", "/api/stations", ""),
             r if r < 0.55 => ("POST", "/api/bookings", "{\"station\":3}"),
             r if r < 0.65 => ("POST", "/api/payments", "{\"amount\":1250}"),
             r if r < 0.85 => ("POST", "/api/login", "{\"user\":\"a\"}"),
@@ -772,6 +851,7 @@ async fn main() {
         seed: AtomicU64::new(0x5EED),
         db_up: Mutex::new(false),
         redis_up: Mutex::new(false),
+        spreads: Spreads::default(),
     });
     // The schema, created when the database is reachable.
     for sql in [
