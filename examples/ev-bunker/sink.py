@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Local stand-ins for Slack, an SMS gateway and a mail relay: records each
 HTTP POST (Slack at /slack, SMS at /sms) and each mail, one JSON line per
-message, in DIR/{slack,sms,email}.jsonl.
+message with the time it arrived (`at`, Unix seconds), in
+DIR/{slack,sms,email}.jsonl.
 
 usage: sink.py HTTP_PORT SMTP_PORT DIR
 The SMTP side uses aiosmtpd when it is installed (pip install aiosmtpd);
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 http_port, smtp_port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 os.makedirs(out, exist_ok=True)
@@ -18,6 +20,7 @@ lock = threading.Lock()
 
 
 def record(kind, doc):
+    doc = {"at": time.time(), **doc}
     with lock, open(os.path.join(out, kind + ".jsonl"), "a") as f:
         f.write(json.dumps(doc) + "\n")
 
