@@ -490,24 +490,53 @@ impl<'a> Parser<'a> {
 
 // ---- shared lexing helpers -------------------------------------------------
 
+/// Character classes of name bytes, one table lookup each on the hot path.
+const CLASS_LABEL_START: u8 = 1;
+const CLASS_LABEL: u8 = 2;
+const CLASS_METRIC_START: u8 = 4;
+const CLASS_METRIC: u8 = 8;
+
+static CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        let alpha = c.is_ascii_alphabetic();
+        let digit = c.is_ascii_digit();
+        let mut v = 0;
+        if alpha || c == b'_' {
+            v |= CLASS_LABEL_START | CLASS_LABEL | CLASS_METRIC_START | CLASS_METRIC;
+        }
+        if digit {
+            v |= CLASS_LABEL | CLASS_METRIC;
+        }
+        if c == b':' {
+            v |= CLASS_METRIC_START | CLASS_METRIC;
+        }
+        t[i] = v;
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 pub(crate) fn is_metric_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b == b':'
+    CLASSES[b as usize] & CLASS_METRIC_START != 0
 }
 
 #[inline]
 pub(crate) fn is_metric_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b == b':'
+    CLASSES[b as usize] & CLASS_METRIC != 0
 }
 
 #[inline]
 pub(crate) fn is_label_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
+    CLASSES[b as usize] & CLASS_LABEL_START != 0
 }
 
 #[inline]
 pub(crate) fn is_label_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+    CLASSES[b as usize] & CLASS_LABEL != 0
 }
 
 /// The end of the run of bytes from `pos` satisfying `f`.
@@ -556,6 +585,18 @@ pub(crate) fn scan_quoted(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn character_classes_are_prometheus_names() {
+        for c in 0..=255u8 {
+            let a = c.is_ascii_alphabetic() || c == b'_';
+            let d = c.is_ascii_digit();
+            assert_eq!(is_label_start(c), a, "{c}");
+            assert_eq!(is_label_char(c), a || d, "{c}");
+            assert_eq!(is_metric_start(c), a || c == b':', "{c}");
+            assert_eq!(is_metric_char(c), a || d || c == b':', "{c}");
+        }
+    }
 
     #[test]
     fn content_types_pick_parsers_as_prometheus() {
