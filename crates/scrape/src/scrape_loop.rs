@@ -400,6 +400,11 @@ fn append_body<P: Appender>(
             if lc.sample_limit > 0 && appended > lc.sample_limit {
                 // Keep parsing so that the report counts every sample.
                 sample_limit_hit = true;
+                // Prometheus tracks a new series past the limit for
+                // staleness all the same (not a cached one).
+                if !cached && (parsed_ts.is_none() || lc.track_timestamps_staleness) {
+                    cache.cur.insert(labels.clone(), None);
+                }
             } else if t > max_t {
                 n_oob += 1;
             } else {
@@ -525,8 +530,11 @@ pub(crate) fn append_scrape<A: Appendable>(
             Err((c, e)) => {
                 drop(app);
                 app = storage.appender();
-                // Every series of the last good scrape goes stale.
-                cache.cur.clear();
+                // Nothing of the failed scrape is stored, and the series of
+                // the last scrape go stale, except (as in Prometheus, whose
+                // rolled-back append leaves them in the staleness set) those
+                // this scrape appended before it failed: they go stale once
+                // a later scrape lacks them.
                 update_stale_markers(&mut app, cache, t);
                 cache.iter_done(false);
                 (c, Some(e))

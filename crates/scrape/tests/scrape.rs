@@ -237,12 +237,28 @@ async fn malformed_body_fails_the_scrape_with_the_line_number() {
     let e = st.last_error.clone().unwrap();
     assert!(e.contains("line 3"), "{e}");
 
-    // Once the body is good again the target is up; when it breaks again,
-    // its series are marked stale.
-    exp.set(|r| r.body = b"a 1\n".to_vec());
+    // Once the body is good again the target is up. When it breaks again
+    // after `a`, the series of the last good scrape go stale except `a`:
+    // Prometheus's rolled-back append leaves the series it appended before
+    // the error in the staleness set, and so does vigil.
+    exp.set(|r| r.body = b"a 1\nb 2\n".to_vec());
     wait_until("up again", || values(&storage, "up").contains(&1.0)).await;
     exp.set(|r| r.body = b"a 1\n}\n".to_vec());
-    wait_until("stale after a failed scrape", || {
+    wait_until("b stale after a failed scrape", || {
+        last_is_stale(&storage, "b")
+    })
+    .await;
+    let ups = values(&storage, "up").len();
+    wait_until("two more failed scrapes", || {
+        values(&storage, "up").len() >= ups + 2
+    })
+    .await;
+    assert!(!last_is_stale(&storage, "a"), "{:?}", values(&storage, "a"));
+    assert_eq!(*values(&storage, "up").last().unwrap(), 0.0);
+    // A scrape that fails before any series (an HTTP error) is empty: now
+    // `a` goes stale too.
+    exp.set(|r| r.status = 500);
+    wait_until("a stale after an empty failed scrape", || {
         last_is_stale(&storage, "a")
     })
     .await;
