@@ -211,6 +211,14 @@ command -v chromium >/dev/null || { echo "e2e: chromium is not installed" >&2; e
 VIGIL_BIN="$VIGIL" VIGIL_UI_TEST_OUT="${VIGIL_UI_TEST_OUT:-$ROOT/ui/test-output}" \
     node --test --test-timeout=300000 ui/e2e/browser.test.mjs ui/e2e/login.test.mjs
 
+# ---------------------------------------------------------------- EV Bunker
+# The EV Bunker example (examples/ev-bunker) with real PostgreSQL, Redis and
+# exporters: every alert of its strategy fires after its `for`, reaches the
+# right receivers, escalates and resolves, with time running 10 times faster
+# (tests/e2e/ev_bunker.py, about 8 minutes). It also runs the web UI's EV
+# Bunker dashboards test against that vigil.
+python3 tests/e2e/ev_bunker.py
+
 # ------------------------------------------------------- remote write out
 # vigil forwards to a real VictoriaMetrics through a 30 s outage and a
 # SIGKILL restart; every sample is compared (tests/e2e/remote_write.sh).
