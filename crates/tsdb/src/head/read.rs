@@ -82,7 +82,8 @@ impl<'h> HeadQuerier<'h> {
                 mapper: &self.head.chunks,
             });
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        // Label sets in the head are unique.
+        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         out
     }
 }
