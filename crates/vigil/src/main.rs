@@ -132,8 +132,9 @@ struct ServeArgs {
     web_config_file: Option<PathBuf>,
     /// Where admin actions are recorded, one JSON line each (default
     /// <storage.tsdb.path>/audit.log; "" for the log only).
+    // A String, not a PathBuf: clap's path parser refuses the empty value.
     #[arg(long = "web.audit-log-file")]
-    audit_log_file: Option<PathBuf>,
+    audit_log_file: Option<String>,
     /// The most series the storage holds in memory (0: no limit). New series
     /// beyond it are refused with an error; existing ones keep taking samples.
     #[arg(long = "storage.tsdb.max-series", default_value_t = 0)]
@@ -269,10 +270,7 @@ impl ServeArgs {
         );
         put(
             "web.audit-log-file",
-            self.audit_log_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            self.audit_log_file.clone().unwrap_or_default(),
         );
         put("web.enable-admin-api", self.enable_admin_api.to_string());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
@@ -562,7 +560,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         route_prefix: args.route_prefix.clone(),
         rules_store_external_labels: args.rules_store_external_labels,
         web_config_file: args.web_config_file.clone(),
-        audit_log_file: args.audit_log_file.clone(),
+        audit_log_file: args.audit_log_file.clone().map(PathBuf::from),
         remote_read_sample_limit: args.remote_read_sample_limit,
         config_file: args.config.clone(),
         config,
