@@ -378,7 +378,7 @@ impl Drop for Server {
     }
 }
 
-fn serve(data: &Path, config: &Path) -> (Server, u16) {
+fn serve(data: &Path, config: &Path, extra: &[String]) -> (Server, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -392,6 +392,7 @@ fn serve(data: &Path, config: &Path) -> (Server, u16) {
         .arg("--storage.tsdb.path")
         .arg(data)
         .arg("--storage.tsdb.retention.time=0")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -449,7 +450,44 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
          - alert: Never\n    expr: m > 100\n",
     )
     .unwrap();
-    let (server, port) = serve(&served, &config);
+    // The server asks for a token (--web.config.file); the backfill sends
+    // it from --http.bearer-token-file.
+    let token = "backfill-token-0123456789";
+    std::fs::write(dir.path().join("token"), format!("{token}\n")).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "bearer_tokens:\n  - name: backfill\n    token: {token}\n    role: read\n\
+             open_health_endpoints: true\n"
+        ),
+    )
+    .unwrap();
+    let (server, port) = serve(
+        &served,
+        &config,
+        &[format!("--web.config.file={}", web.display())],
+    );
+
+    // Without the token: refused, and nothing is written.
+    let refused = dir.path().join("refused");
+    let out = vigil()
+        .args(["tsdb", "import", "rules", "--quiet"])
+        .arg("--url")
+        .arg(format!("http://127.0.0.1:{port}"))
+        .arg("--start")
+        .arg((t0 + 1800).to_string())
+        .arg("--end")
+        .arg((t0 + 3600).to_string())
+        .arg("--output-dir")
+        .arg(&refused)
+        .arg(&rules)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    assert!(!refused.exists() || read_dir(&refused).is_empty());
 
     let out_dir = dir.path().join("recorded");
     let (start, end) = (t0 + 1800, t0 + 5 * 3600 + 600); // 00:30 to 05:10
@@ -463,6 +501,8 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
         .arg(end.to_string())
         .arg("--output-dir")
         .arg(&out_dir)
+        .arg("--http.bearer-token-file")
+        .arg(dir.path().join("token"))
         .arg(&rules)
         .output()
         .unwrap();

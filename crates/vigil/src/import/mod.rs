@@ -101,6 +101,11 @@ pub(crate) struct RulesArgs {
     /// How long one range query may take.
     #[arg(long = "query-timeout", value_parser = crate::duration_flag, default_value = "2m")]
     query_timeout: i64,
+    /// A file holding a bearer token to send with each query (for a vigil
+    /// or a proxy that asks for one; vigil's flag). Basic auth goes in the
+    /// URL (`http://user:password@host:9090`).
+    #[arg(long = "http.bearer-token-file")]
+    bearer_token_file: Option<PathBuf>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -237,6 +242,17 @@ fn import_rules(a: RulesArgs) -> anyhow::Result<()> {
         eval_interval: a.eval_interval.max(1),
         block_duration: compatible_block_duration(a.common.max_block_duration),
         timeout: Duration::from_millis(a.query_timeout.max(1) as u64),
+        bearer_token: match &a.bearer_token_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| {
+                        anyhow::anyhow!("reading --http.bearer-token-file {}: {e}", p.display())
+                    })?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => None,
+        },
     };
     let pb = bar(
         a.common.quiet,

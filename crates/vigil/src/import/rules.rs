@@ -42,6 +42,9 @@ pub(crate) struct RulesBackfill {
     pub block_duration: i64,
     /// Timeout of one query.
     pub timeout: Duration,
+    /// A bearer token sent with every query (a vigil behind
+    /// `--web.config.file`).
+    pub bearer_token: Option<String>,
 }
 
 /// What was backfilled.
@@ -106,7 +109,7 @@ pub(crate) fn query_ranges(
 
 /// The HTTP client: rustls with the ring provider and the platform's
 /// roots, as vigil's other clients.
-fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+fn client(timeout: Duration, bearer_token: Option<&str>) -> anyhow::Result<reqwest::Client> {
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?;
@@ -115,7 +118,15 @@ fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         tls.with_platform_verifier()?
     }
     .with_no_client_auth();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(t) = bearer_token {
+        let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| anyhow::anyhow!("the bearer token holds characters a header cannot"))?;
+        v.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, v);
+    }
     Ok(reqwest::Client::builder()
+        .default_headers(headers)
         .tls_backend_preconfigured(tls)
         .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
@@ -255,7 +266,8 @@ pub(crate) fn backfill(
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let client = client(cfg.timeout).context("building the HTTP client")?;
+    let client =
+        client(cfg.timeout, cfg.bearer_token.as_deref()).context("building the HTTP client")?;
     progress(0, total, 0);
     for (job, plan) in jobs.iter().zip(&plans) {
         for &(first, last) in plan {
