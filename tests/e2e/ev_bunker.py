@@ -32,7 +32,8 @@ Time runs SCALE (10) times faster: run.sh renders vigil.yml and the rules
 through examples/ev-bunker/timescale.py (EVB_TIME_SCALE), which divides
 every duration (scrape, evaluation and probe intervals, `for`, PromQL range
 windows, group_wait, group_interval, repeat_interval, escalation timeouts)
-and nothing else. A minute lasts 6 s, `for: 5m` 30 s, the digest's hour
+and nothing else; request timeouts, which bound real work, are kept (at
+most their scaled interval). A minute lasts 6 s, `for: 5m` 30 s, the digest's hour
 6 min, L1's 15 minutes 90 s. Thresholds are the strategy's; counts per
 window (failed logins per minute) are injected SCALE times denser.
 
@@ -47,7 +48,8 @@ Faults run in overlapping phases, ordered so that no fault moves another
 alert's expression: A app warnings, node, NoBookings; B security,
 registrations, payment delays; C the app's criticals (inhibition and both
 escalations); D payment and booking failures; E PostgreSQL and Redis down
-(and their cascade). Then the digest's second mail is checked. The run takes
+(and their cascade). Then the email digest is checked: every warning in it,
+and reported resolved, its mails a group_interval apart. The run takes
 about 8 minutes after the build."""
 import calendar
 import email
@@ -392,6 +394,13 @@ def slack_msgs(sinks, channel, status, name, since):
     return [m for m in sinks.slack() if m["channel"] == channel and m["at"] >= since and pat.search(m["text"])]
 
 
+def slack_resolved(sinks, channel, name, since):
+    """Slack messages saying a group of `name` resolved (a group update in
+    which one of its alerts resolved and another fires says FIRING)."""
+    pat = re.compile(rf"^\[RESOLVED\] {re.escape(name)} ")
+    return [m for m in sinks.slack() if m["channel"] == channel and m["at"] >= since and pat.match(m["title"])]
+
+
 def sms_msgs(sinks, to, status, name, since):
     pat = re.compile(rf"^\[{status}(:\d+)?\] {re.escape(name)} ")
     return [m for m in sinks.sms() if m["to"] == to and m["at"] >= since and pat.match(m["message"])]
@@ -526,13 +535,13 @@ class Run:
         sev = self.rules[name]["labels"]["severity"]
         if sev == "critical":
             s, m = wait(f"{name}'s resolved Slack and SMS messages",
-                        lambda: every(slack_msgs(self.sinks, CRIT_SLACK, "RESOLVED", name, t0),
+                        lambda: every(slack_resolved(self.sinks, CRIT_SLACK, name, t0),
                                       sms_msgs(self.sinks, PAGER, "RESOLVED", name, t0)), 30)
             check(s[0]["color"] == "good", f"{name}: resolved Slack colour {s[0]['color']!r}")
         else:
             # The warning route's group_interval (5m, scaled) paces it.
             gi = seconds(self.cfg["notify"]["route"]["group_interval"])
-            s = wait(f"{name}'s resolved Slack message", lambda: slack_msgs(self.sinks, WARN_SLACK, "RESOLVED", name, t0),
+            s = wait(f"{name}'s resolved Slack message", lambda: slack_resolved(self.sinks, WARN_SLACK, name, t0),
                      gi + 15)
             check(s[0]["color"] == "good", f"{name}: resolved Slack colour {s[0]['color']!r}")
 
@@ -667,7 +676,8 @@ class Run:
         esc = [e for e in self.history() if e.get("type") == "escalated" and e.get("group_key") == key
                and parse_time(e["at"]) >= t0]
         check([e["level"] for e in esc] == [1], f"{name}: history's escalations {esc}")
-        acked = [e for e in self.history() if e.get("type") == "acked" and parse_time(e["at"]) >= t0]
+        acked = [e for e in self.history() if e.get("type") == "acked" and parse_time(e["at"]) >= t0
+                 and (e.get("target") or {}).get("group") == key]
         check(acked, f"{name}: no ack in the history")
         log(f"{name}: still at L1 {time.time() - t1:.0f}s after L1 (L1 timeout {self.level_timeouts[0]:g}s)")
 
