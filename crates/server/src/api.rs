@@ -201,8 +201,101 @@ pub(crate) fn format_value(v: f64) -> String {
         "-Inf".into()
     } else {
         // Prometheus uses Go's FormatFloat(v, 'f', -1, 64): shortest
-        // round-trip digits, never an exponent; Rust's Display agrees.
-        format!("{v}")
+        // round-trip digits, never an exponent.
+        let mut out = Vec::with_capacity(24);
+        write_go_f(&mut out, v);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// A tiny integer formatter (no `fmt` machinery on the hot path).
+mod itoa_buf {
+    pub(super) struct Buf([u8; 20]);
+
+    pub(super) fn new() -> Buf {
+        Buf([0; 20])
+    }
+
+    impl Buf {
+        pub(super) fn u64(&mut self, mut n: u64) -> &str {
+            let mut i = self.0.len();
+            loop {
+                i -= 1;
+                self.0[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            // Only ASCII digits were written.
+            std::str::from_utf8(&self.0[i..]).unwrap_or("0")
+        }
+    }
+}
+
+/// Appends finite `v` as Go's `FormatFloat(v, 'f', -1, 64)` (and Rust's
+/// `Display`) writes it: the shortest digits that round-trip, laid out
+/// without an exponent. The digits come from Ryū (shortest, and of the
+/// shortest the nearest, as Go and Rust choose), several times faster than
+/// `core::fmt`; its scientific notation is re-laid out here.
+fn write_go_f(out: &mut Vec<u8>, v: f64) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v).as_bytes();
+    let (neg, s) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    let (mant, exp) = match s.iter().position(|&c| c == b'e' || c == b'E') {
+        Some(i) => {
+            let e = std::str::from_utf8(&s[i + 1..])
+                .ok()
+                .and_then(|x| x.parse::<i32>().ok())
+                .unwrap_or(0);
+            (&s[..i], e)
+        }
+        None => (s, 0),
+    };
+    // Digits without the point, and where the point goes.
+    let mut digits: [u8; 32] = [0; 32];
+    let mut n = 0;
+    let mut point = mant.len() as i32;
+    for (i, &c) in mant.iter().enumerate() {
+        if c == b'.' {
+            point = i as i32;
+        } else if n < digits.len() {
+            digits[n] = c;
+            n += 1;
+        }
+    }
+    point += exp;
+    let mut start = 0;
+    while start < n && digits[start] == b'0' {
+        start += 1;
+        point -= 1;
+    }
+    while n > start && digits[n - 1] == b'0' {
+        n -= 1;
+    }
+    if neg {
+        out.push(b'-');
+    }
+    let d = &digits[start..n];
+    if d.is_empty() {
+        out.push(b'0');
+        return;
+    }
+    let len = d.len() as i32;
+    if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.extend(std::iter::repeat_n(b'0', (-point) as usize));
+        out.extend_from_slice(d);
+    } else if point >= len {
+        out.extend_from_slice(d);
+        out.extend(std::iter::repeat_n(b'0', (point - len) as usize));
+    } else {
+        out.extend_from_slice(&d[..point as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&d[point as usize..]);
     }
 }
 
@@ -227,22 +320,38 @@ impl JsonOut {
         let _ = serde_json::to_writer(&mut self.0, s);
     }
 
-    /// A timestamp in float seconds (`null` if it has no JSON number).
+    /// A timestamp in seconds, from its milliseconds: the whole seconds,
+    /// then `.` and the milliseconds without trailing zeros when there are
+    /// any (the number Prometheus writes, and `to_seconds_f64`'s value).
     fn ts(&mut self, t: i64) {
-        let secs = vigil_model::time::to_seconds_f64(t);
-        match serde_json::Number::from_f64(secs) {
-            Some(n) => {
-                let _ = serde_json::to_writer(&mut self.0, &n);
+        let (neg, a) = (t < 0, t.unsigned_abs());
+        if neg {
+            self.raw("-");
+        }
+        let mut b = itoa_buf::new();
+        self.raw(b.u64(a / 1000));
+        let mut frac = a % 1000;
+        if frac != 0 {
+            let mut digits = 3;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
             }
-            None => self.raw("null"),
+            self.raw(".");
+            let s = b.u64(frac);
+            let pad = digits - s.len();
+            self.0.extend(std::iter::repeat_n(b'0', pad));
+            let s = b.u64(frac);
+            self.raw(s);
         }
     }
 
     /// A sample value as a string, as [`format_value`] renders it.
     fn value(&mut self, v: f64) {
-        use std::io::Write;
         if v.is_finite() {
-            let _ = write!(self.0, "\"{v}\"");
+            self.raw("\"");
+            write_go_f(&mut self.0, v);
+            self.raw("\"");
         } else {
             self.raw("\"");
             self.raw(&format_value(v));
@@ -741,6 +850,87 @@ pub(crate) async fn series(State(st): State<AppState>, p: Params) -> Result<Resp
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fast_float_and_timestamp_text_is_go_s() {
+        let mut x: u64 = 0x853c_49e6_748f_ea9b;
+        let mut vals: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.5,
+            1e20,
+            1e21,
+            1e22,
+            1.5e-7,
+            1e-7,
+            123456789.0,
+            12_345.678,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1e15,
+            1e16,
+            1e17,
+            0.001,
+            100.0,
+        ];
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = f64::from_bits(x);
+            if v.is_finite() {
+                vals.push(v);
+            }
+            vals.push((x % 10_000_000) as f64 / 1000.0);
+            vals.push((x % 1000) as f64 * 10f64.powi((x >> 40) as i32 % 30 - 15));
+        }
+        let mut ties = 0;
+        for v in vals {
+            let mut out = Vec::new();
+            write_go_f(&mut out, v);
+            let got = String::from_utf8(out).unwrap();
+            let display = format!("{v}");
+            if got != display {
+                // Rust's Display rounds an exact tie between two shortest
+                // candidates up; Go's strconv (Ryū) to even, as here. Both
+                // round-trip and have as many digits.
+                assert_eq!(got.parse::<f64>().unwrap().to_bits(), v.to_bits(), "{v:e}");
+                assert_eq!(got.len(), display.len(), "{got} {display}");
+                let last = got.bytes().last().unwrap();
+                assert!((last - b'0') % 2 == 0, "{got} {display}");
+                ties += 1;
+            }
+        }
+        assert!(ties < 50, "{ties} ties");
+        // The tie that Go writes as ...392.2 (half to even).
+        let mut out = Vec::new();
+        write_go_f(&mut out, 1_144_061_379_383_392.25);
+        assert_eq!(out, b"1144061379383392.2");
+        for (t, want) in [
+            (0i64, "0"),
+            (1_000, "1"),
+            (1_500, "1.5"),
+            (1_050, "1.05"),
+            (1_001, "1.001"),
+            (1_795_711_140_123, "1795711140.123"),
+            (-1_500, "-1.5"),
+            (-500, "-0.5"),
+            (999, "0.999"),
+            (10, "0.01"),
+        ] {
+            let mut o = JsonOut(Vec::new());
+            o.ts(t);
+            let got = String::from_utf8(o.0).unwrap();
+            assert_eq!(got, want);
+            // The same number serde_json writes for the float seconds.
+            let f: f64 = got.parse().unwrap();
+            assert_eq!(f, vigil_model::time::to_seconds_f64(t), "{t}");
+        }
+    }
+
     use super::*;
 
     #[test]
@@ -861,7 +1051,22 @@ mod tests {
             write_result(&mut out, &r);
             out.raw("}");
             let got: Json = serde_json::from_slice(&out.0).unwrap();
-            assert_eq!(got, reference(&r));
+            // Whole seconds are written as integers, as Prometheus writes
+            // them; compare numbers by value.
+            fn floats(j: Json) -> Json {
+                match j {
+                    Json::Number(n) => n
+                        .as_f64()
+                        .and_then(serde_json::Number::from_f64)
+                        .map_or(Json::Null, Json::Number),
+                    Json::Array(a) => Json::Array(a.into_iter().map(floats).collect()),
+                    Json::Object(o) => {
+                        Json::Object(o.into_iter().map(|(k, v)| (k, floats(v))).collect())
+                    }
+                    other => other,
+                }
+            }
+            assert_eq!(floats(got), floats(reference(&r)));
         }
     }
 
