@@ -269,7 +269,7 @@ fn text_alert_list_and_defaults_render() {
     let sms = render(r#"{{ template "sms.default.message" . }}"#);
     assert_eq!(
         sms,
-        "[FIRING:1] HighLatency (api critical) Ack: http://vigil:9090/ack/abc - p99 above 1s"
+        "[FIRING:1] HighLatency (api critical) - p99 above 1s Ack: http://vigil:9090/ack/abc"
     );
     assert_eq!(
         render(r#"{{ template "slack.default.titlelink" . }}"#),
