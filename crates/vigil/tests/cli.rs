@@ -1,22 +1,9 @@
 //! The binary's command line, run as a user runs it.
 
-use std::process::Command;
+mod common;
 
+use common::{free_port, http, serial, vigil, wait_ready};
 use vigil_model::{labels, Appender, Value};
-
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
-
-/// Tests in this binary run on parallel threads. A child forked by one test
-/// shares the open files of the whole process until it execs, the data
-/// directory's lock file included; so a test that holds a store open must
-/// not overlap with another test's spawn. Every test takes this lock.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 #[test]
 fn version_prints_the_crate_version() {
@@ -190,32 +177,6 @@ fn check_config_reports_valid_and_invalid_files() {
     assert!(err.contains("scrape_intervl"), "{err}");
 }
 
-/// A request on a fresh connection: (status code, body).
-fn http(port: u16, method: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out.get(9..12)?.parse().ok()?;
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
-    Some((code, body.to_string()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `vigil` with `args` on a free port and waits until it is ready.
 /// The caller waits on the child.
 #[allow(clippy::zombie_processes)]
@@ -228,12 +189,8 @@ fn start(args: &[&std::ffi::OsStr]) -> (std::process::Child, u16) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(30) {
-        if let Some((200, _)) = http(port, "GET", "/-/ready") {
-            return (child, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
+    if wait_ready(port) {
+        return (child, port);
     }
     let _ = child.kill();
     let _ = child.wait();

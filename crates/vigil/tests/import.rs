@@ -3,25 +3,16 @@
 //! line numbers and nothing left behind, and recording rules backfilled
 //! from a running vigil.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
+use common::{serial, serve, vigil};
 use vigil_model::{Labels, Matcher, Queryable, SampleIterator, ValueType};
 use vigil_tsdb::{Db, Options};
-
-fn vigil() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-}
-
-/// A child forked by one test shares the open files of the process until it
-/// execs, a data directory's lock included; tests take turns.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 const H: i64 = 3_600_000;
 
@@ -346,66 +337,6 @@ fn a_malformed_file_gives_line_numbers_and_leaves_nothing() {
         "{err}"
     );
     assert_eq!(entries(&data), before);
-}
-
-/// A request on a fresh connection: (status code, body).
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-        .ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    let code = out.get(9..12)?.parse().ok()?;
-    Some((
-        code,
-        out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string(),
-    ))
-}
-
-/// Kills the server when dropped, so a failing test does not leave it.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(data: &Path, config: &Path, extra: &[String]) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = vigil()
-        .arg("--web.listen-address")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--config.file")
-        .arg(config)
-        .arg("--storage.tsdb.path")
-        .arg(data)
-        .arg("--storage.tsdb.retention.time=0")
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server(child);
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(30) {
-        if let Some((200, _)) = http_get(port, "/-/ready") {
-            return (server, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("vigil never became ready");
 }
 
 #[test]
