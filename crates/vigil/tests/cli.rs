@@ -263,6 +263,41 @@ fn reload_applies_a_good_file_and_keeps_running_on_a_bad_one() {
     assert!(status.success(), "{status:?}");
 }
 
+/// Admin actions land in `<data>/audit.log` by default; an empty
+/// `--web.audit-log-file` writes them to the log only.
+#[test]
+fn the_audit_log_file_and_its_empty_value() {
+    let _g = serial();
+    for (flag, file_wanted) in [(None, true), (Some("--web.audit-log-file="), false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--storage.tsdb.path".as_ref(),
+            data.as_os_str(),
+            "--web.enable-lifecycle".as_ref(),
+        ];
+        if let Some(f) = flag {
+            args.push(f.as_ref());
+        }
+        let (mut child, port) = start(&args);
+        let (code, body) = http(port, "POST", "/-/reload").unwrap();
+        assert_eq!(code, 200, "{body}");
+        let audit = std::fs::read_to_string(data.join("audit.log")).unwrap_or_default();
+        if file_wanted {
+            let line: serde_json::Value =
+                serde_json::from_str(audit.lines().next().unwrap_or("null")).unwrap();
+            assert_eq!(line["action"], "config_reload", "{audit}");
+            assert_eq!(line["who"], "anonymous", "{audit}");
+        } else {
+            assert_eq!(audit, "");
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(child.wait().unwrap().success());
+    }
+}
+
 #[test]
 fn lifecycle_endpoints_are_off_without_the_flag() {
     let _g = serial();
