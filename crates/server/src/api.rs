@@ -635,7 +635,15 @@ fn query_response(mut r: QueryResult, p: &Params, limit: usize) -> Response {
 /// The body of a successful query answer: the result, the stats when
 /// asked for, warnings and infos.
 fn query_json(r: &QueryResult, stats: bool, warnings: &[String], infos: &[String]) -> Vec<u8> {
-    let mut out = JsonOut(Vec::with_capacity(256));
+    // Sized up front from the answer's shape (a point is ~30 bytes, a label
+    // set ~100): a large matrix otherwise grows by doubling through
+    // copies and fresh pages of up to twice its size.
+    let estimate = match &r.value {
+        QueryValue::Matrix(m) => m.iter().map(|s| 120 + 32 * s.points.len()).sum(),
+        QueryValue::Vector(v) => 150 * v.len(),
+        _ => 0,
+    };
+    let mut out = JsonOut(Vec::with_capacity(256 + estimate));
     out.raw("{\"status\":\"success\",\"data\":");
     write_result(&mut out, r);
     if stats {
