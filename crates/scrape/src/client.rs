@@ -168,6 +168,17 @@ fn tls_config(tls: Option<&TlsConfig>) -> Result<ClientConfig, ClientError> {
     Ok(builder.with_no_client_auth())
 }
 
+/// The HTTP client builder of vigil's outgoing requests that have no TLS
+/// settings of their own (alerts to Alertmanager, remote write, rules
+/// backfill): rustls with the ring provider and the platform's roots,
+/// vigil's user agent, no proxy. Callers add timeouts and headers.
+pub fn client_builder() -> Result<reqwest::ClientBuilder, ClientError> {
+    Ok(reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config(None)?)
+        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
+        .no_proxy())
+}
+
 impl HttpClient {
     /// Builds the client of `cfg`. Reads the CA file; call it off the async
     /// workers.

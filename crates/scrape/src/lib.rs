@@ -35,7 +35,7 @@ mod manager;
 mod scrape_loop;
 mod target;
 
-pub use client::ClientError;
+pub use client::{client_builder, ClientError};
 pub use config::{
     check_unique_job_names, validate_scrape_configs, ConfigError, GlobalDefaults, ScrapeConfig,
     StaticConfig,

@@ -50,20 +50,8 @@ pub(crate) struct Notifier {
 
 impl Notifier {
     pub(crate) fn new() -> Result<Arc<Notifier>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?;
-        let tls = {
-            use rustls_platform_verifier::BuilderVerifierExt;
-            tls.with_platform_verifier().map_err(|e| e.to_string())?
-        }
-        .with_no_client_auth();
-        let client = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
-            .no_proxy()
-            .build()
+        let client = vigil_scrape::client_builder()
+            .and_then(|b| Ok(b.build()?))
             .map_err(|e| e.to_string())?;
         Ok(Arc::new(Notifier {
             queue: Mutex::new(VecDeque::new()),

@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
@@ -13,23 +12,11 @@ use super::config::{ProtobufMessage, RemoteWriteConfig};
 use super::queue::{Item, QueueShared};
 use crate::remote_write::{v2, Label, Sample, TimeSeries, WriteRequest};
 
-/// The HTTP client of the queues: rustls with the ring provider and the
-/// platform's roots, as the alert sender's.
+/// The HTTP client of the queues: vigil's outgoing client, as the alert
+/// sender's.
 pub(crate) fn build_client() -> Result<reqwest::Client, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?;
-    let tls = {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        tls.with_platform_verifier().map_err(|e| e.to_string())?
-    }
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
-        .no_proxy()
-        .build()
+    vigil_scrape::client_builder()
+        .and_then(|b| Ok(b.build()?))
         .map_err(|e| e.to_string())
 }
 

@@ -107,17 +107,8 @@ pub(crate) fn query_ranges(
     out
 }
 
-/// The HTTP client: rustls with the ring provider and the platform's
-/// roots, as vigil's other clients.
+/// The HTTP client: vigil's outgoing client, with the bearer token.
 fn client(timeout: Duration, bearer_token: Option<&str>) -> anyhow::Result<reqwest::Client> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?;
-    let tls = {
-        use rustls_platform_verifier::BuilderVerifierExt;
-        tls.with_platform_verifier()?
-    }
-    .with_no_client_auth();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(t) = bearer_token {
         let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
@@ -125,10 +116,8 @@ fn client(timeout: Duration, bearer_token: Option<&str>) -> anyhow::Result<reqwe
         v.set_sensitive(true);
         headers.insert(reqwest::header::AUTHORIZATION, v);
     }
-    Ok(reqwest::Client::builder()
+    Ok(vigil_scrape::client_builder()?
         .default_headers(headers)
-        .tls_backend_preconfigured(tls)
-        .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
         .timeout(timeout)
         .build()?)
 }
