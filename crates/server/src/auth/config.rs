@@ -179,8 +179,8 @@ impl std::fmt::Debug for Token {
 pub struct WebConfig {
     /// TLS, when set.
     pub tls: Option<TlsSettings>,
-    /// Headers added to every response.
-    pub headers: Vec<(String, String)>,
+    /// Headers added to every response (checked when the file is read).
+    pub headers: Vec<(axum::http::HeaderName, axum::http::HeaderValue)>,
     /// Basic-auth users by name.
     pub users: BTreeMap<String, User>,
     /// Bearer tokens.
@@ -275,12 +275,13 @@ impl WebConfig {
         };
         let mut headers = Vec::new();
         for (k, v) in f.http_server_config.map(|h| h.headers).unwrap_or_default() {
-            if axum::http::HeaderName::try_from(k.as_str()).is_err()
-                || axum::http::HeaderValue::try_from(v.as_str()).is_err()
-            {
-                return Err(format!("http_server_config.headers: invalid header {k:?}"));
+            match (
+                axum::http::HeaderName::try_from(k.as_str()),
+                axum::http::HeaderValue::try_from(v.as_str()),
+            ) {
+                (Ok(name), Ok(value)) => headers.push((name, value)),
+                _ => return Err(format!("http_server_config.headers: invalid header {k:?}")),
             }
-            headers.push((k, v));
         }
         let mut users = BTreeMap::new();
         for (name, hash) in &f.basic_auth_users {
@@ -406,7 +407,9 @@ mod tests {
         assert_eq!(tls.key_file, Path::new("/k/a.key"));
         assert!(tls.tls13_only);
         assert_eq!(c.users["alice"].role, Role::Admin, "the default role");
-        assert_eq!(c.headers, [("X-Frame-Options".into(), "deny".into())]);
+        assert_eq!(c.headers.len(), 1);
+        assert_eq!(c.headers[0].0, "x-frame-options");
+        assert_eq!(c.headers[0].1, "deny");
         assert!(c.auth_enabled());
         assert!(!parse("").unwrap().auth_enabled());
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -450,9 +450,18 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls:
 /// configured headers.
 pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let c = g.config();
-    let method = req.method().clone();
-    let path = g.route_path(req.uri().path()).to_string();
-    let access = access_for(&method, &path);
+    let path = g.route_path(req.uri().path());
+    let access = access_for(req.method(), path);
+    // Most requests change nothing: only an admin action keeps copies of
+    // its method, path and query for the audit line.
+    let audited = audit_action(req.method(), path).map(|action| {
+        (
+            action,
+            req.method().clone(),
+            path.to_string(),
+            req.uri().query().unwrap_or("").to_string(),
+        )
+    });
     let principal = if c.auth_enabled() && !(access == Access::Health && c.open_health) {
         match g
             .authenticate(&c, req.headers().get(header::AUTHORIZATION).cloned())
@@ -461,13 +470,13 @@ pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             Ok((p, role)) if allowed(role, access) => p,
             Ok((p, role)) => {
                 g.count(Failure::Forbidden);
-                tracing::info!(user = %p.name, role = role.as_str(), %method, %path, "request refused: role");
+                tracing::info!(user = %p.name, role = role.as_str(), method = %req.method(), path = %req.uri().path(), "request refused: role");
                 return with_headers(refuse(Failure::Forbidden, Some(role)), &c);
             }
             Err(f) => {
                 g.count(f);
                 if f != Failure::Missing {
-                    tracing::info!(reason = f.label(), %method, %path, "request refused: credentials");
+                    tracing::info!(reason = f.label(), method = %req.method(), path = %req.uri().path(), "request refused: credentials");
                 }
                 return with_headers(refuse(f, None), &c);
             }
@@ -478,36 +487,30 @@ pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             via: "none",
         }
     };
-    let action = audit_action(&method, &path);
+    let Some((action, method, path, query)) = audited else {
+        return with_headers(next.run(req).await, &c);
+    };
     let remote = req
         .extensions()
         .get::<axum::extract::ConnectInfo<PeerAddr>>()
         .map(|a| a.0 .0.to_string());
-    let query = req.uri().query().map(str::to_string);
     let resp = next.run(req).await;
-    if let Some(action) = action {
-        g.audit.record(&audit::Entry {
-            who: &principal.name,
-            via: principal.via,
-            remote: remote.as_deref().unwrap_or(""),
-            action,
-            method: method.as_str(),
-            path: &path,
-            query: query.as_deref().unwrap_or(""),
-            status: resp.status().as_u16(),
-        });
-    }
+    g.audit.record(&audit::Entry {
+        who: &principal.name,
+        via: principal.via,
+        remote: remote.as_deref().unwrap_or(""),
+        action,
+        method: method.as_str(),
+        path: &path,
+        query: &query,
+        status: resp.status().as_u16(),
+    });
     with_headers(resp, &c)
 }
 
 fn with_headers(mut resp: Response, c: &WebConfig) -> Response {
     for (k, v) in &c.headers {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::try_from(k.as_str()),
-            HeaderValue::try_from(v.as_str()),
-        ) {
-            resp.headers_mut().insert(k, v);
-        }
+        resp.headers_mut().insert(k.clone(), v.clone());
     }
     resp
 }
