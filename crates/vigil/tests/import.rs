@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{serial, serve, vigil};
+use common::{import_openmetrics, serial, serve, vigil};
 use vigil_model::{Labels, Matcher, Queryable, SampleIterator, ValueType};
 use vigil_tsdb::{Db, Options};
 
@@ -339,6 +339,28 @@ fn a_malformed_file_gives_line_numbers_and_leaves_nothing() {
     assert_eq!(entries(&data), before);
 }
 
+/// `vigil tsdb import rules` against the vigil on `port` over `range`
+/// (seconds) into `out`, with `extra` flags.
+fn import_rules(
+    port: u16,
+    (start, end): (i64, i64),
+    out: &Path,
+    rules: &Path,
+    extra: &[String],
+) -> std::process::Output {
+    vigil()
+        .args(["tsdb", "import", "rules", "--quiet"])
+        .arg(format!("--url=http://127.0.0.1:{port}"))
+        .arg(format!("--start={start}"))
+        .arg(format!("--end={end}"))
+        .arg("--output-dir")
+        .arg(out)
+        .args(extra)
+        .arg(rules)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn recording_rules_are_backfilled_from_a_running_vigil() {
     let _g = serial();
@@ -359,17 +381,7 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
     let src = dir.path().join("src.om");
     std::fs::write(&src, text).unwrap();
     let served = dir.path().join("served");
-    let out = vigil()
-        .args(["tsdb", "import", "openmetrics", "-q"])
-        .arg(&src)
-        .arg(&served)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_openmetrics(&src, &served);
 
     let config = dir.path().join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").unwrap();
@@ -402,19 +414,7 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
 
     // Without the token: refused, and nothing is written.
     let refused = dir.path().join("refused");
-    let out = vigil()
-        .args(["tsdb", "import", "rules", "--quiet"])
-        .arg("--url")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--start")
-        .arg((t0 + 1800).to_string())
-        .arg("--end")
-        .arg((t0 + 3600).to_string())
-        .arg("--output-dir")
-        .arg(&refused)
-        .arg(&rules)
-        .output()
-        .unwrap();
+    let out = import_rules(port, (t0 + 1800, t0 + 3600), &refused, &rules, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("401"), "{stderr}");
@@ -422,21 +422,11 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
 
     let out_dir = dir.path().join("recorded");
     let (start, end) = (t0 + 1800, t0 + 5 * 3600 + 600); // 00:30 to 05:10
-    let out = vigil()
-        .args(["tsdb", "import", "rules", "--quiet"])
-        .arg("--url")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--start")
-        .arg(start.to_string())
-        .arg("--end")
-        .arg(end.to_string())
-        .arg("--output-dir")
-        .arg(&out_dir)
-        .arg("--http.bearer-token-file")
-        .arg(dir.path().join("token"))
-        .arg(&rules)
-        .output()
-        .unwrap();
+    let token_flag = format!(
+        "--http.bearer-token-file={}",
+        dir.path().join("token").display()
+    );
+    let out = import_rules(port, (start, end), &out_dir, &rules, &[token_flag]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("1 alerting rule(s) skipped"), "{stderr}");
@@ -478,19 +468,7 @@ fn recording_rules_are_backfilled_from_a_running_vigil() {
     // A server that does not answer: an error, and nothing is written.
     drop(server);
     let none = dir.path().join("none");
-    let out = vigil()
-        .args(["tsdb", "import", "rules", "--quiet"])
-        .arg("--url")
-        .arg(format!("http://127.0.0.1:{port}"))
-        .arg("--start")
-        .arg(start.to_string())
-        .arg("--end")
-        .arg(end.to_string())
-        .arg("--output-dir")
-        .arg(&none)
-        .arg(&rules)
-        .output()
-        .unwrap();
+    let out = import_rules(port, (start, end), &none, &rules, &[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("rule \"job:m:sum\""), "{stderr}");

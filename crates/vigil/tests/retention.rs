@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{http, serve, vigil};
+use common::{http, import_openmetrics, serve};
 
 /// `count_over_time(<metric>[1d])` at `at` (seconds).
 fn count(port: u16, metric: &str, at: i64) -> f64 {
@@ -40,17 +40,7 @@ fn retention_rules_hide_expired_samples_and_follow_reloads() {
     let src = dir.path().join("src.om");
     std::fs::write(&src, text).unwrap();
     let data = dir.path().join("data");
-    let out = vigil()
-        .args(["tsdb", "import", "openmetrics", "-q"])
-        .arg(&src)
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    import_openmetrics(&src, &data);
 
     let cfg = dir.path().join("prometheus.yml");
     let two_hours = "    - matchers: ['{__name__=~\"debug_.*\"}']\n      retention: 2h\n";

@@ -92,3 +92,18 @@ pub fn serve(data: &Path, config: &Path, extra: &[String]) -> (Server, u16) {
     assert!(wait_ready(port), "vigil never became ready");
     (server, port)
 }
+
+/// `vigil tsdb import openmetrics -q SRC DATA`, which must succeed.
+pub fn import_openmetrics(src: &Path, data: &Path) {
+    let out = vigil()
+        .args(["tsdb", "import", "openmetrics", "-q"])
+        .arg(src)
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
