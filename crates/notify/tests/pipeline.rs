@@ -382,6 +382,41 @@ receivers: [{name: team}]
     assert_eq!(st[0].muted_by, vec!["always".to_string()]);
 }
 
+/// `active_time_intervals`: outside the interval the route holds its
+/// notifications back (the alert shows as muted by it); once the interval
+/// starts, the next group_interval tick sends them.
+#[test]
+fn active_time_intervals_send_only_inside_the_interval() {
+    // T0 is 22:13:20 UTC; the route is active from 23:00, 46m40s later.
+    let h = Harness::new(
+        r#"
+route:
+  receiver: team
+  group_wait: 0s
+  group_interval: 5m
+  routes:
+    - matchers: [team=web]
+      active_time_intervals: [late]
+time_intervals:
+  - name: late
+    time_intervals: [{times: [{start_time: '23:00', end_time: '24:00'}]}]
+receivers: [{name: team}]
+"#,
+    );
+    h.send(0, vec![alert(&[("alertname", "A"), ("team", "web")], 0)]);
+    assert_eq!(h.at(0).sent, 0, "outside the active interval");
+    let st = h.n().alerts(&AlertFilter::default());
+    assert_eq!(st[0].muted_by, vec!["late".to_string()]);
+    assert_eq!(st[0].state, "suppressed");
+    let sent = h.run(30 * S, 60 * M, 30 * S);
+    assert_eq!(
+        receivers_of(&sent),
+        vec![(50 * M, "team")],
+        "the first group_interval tick inside the interval (23:03:20)"
+    );
+    assert!(h.n().alerts(&AlertFilter::default())[0].muted_by.is_empty());
+}
+
 const ESCALATING: &str = r#"
 route:
   receiver: slack
