@@ -135,7 +135,66 @@ struct Running {
     join: JoinHandle<()>,
 }
 
-/// Runs rule groups over a storage, a query function and an alert sink.
+/// Runs rule groups on a tokio runtime the caller owns, over a storage, a
+/// query function and an alert sink.
+///
+/// Each group is a task evaluated at wall-clock slots of its interval,
+/// shifted by a hash of its source and name (as Prometheus spreads groups);
+/// the evaluation itself, which queries and appends, runs on the runtime's
+/// blocking pool. Groups come from code or YAML through
+/// [`set_groups`](Self::set_groups), or from rule files through
+/// [`update`](Self::update); calling either again is a reload that keeps
+/// the state of unchanged groups. Alerts reach the [`AlertSink`] given to
+/// [`new`](Self::new): a closure, a channel's sender, or your own.
+///
+/// The manager's async methods must be awaited inside a runtime with the
+/// time driver enabled (`enable_time` or `enable_all`); the groups' tasks
+/// run on that runtime. [`stop`](Self::stop) stops them and waits for
+/// them; dropping the manager stops them too, each at its next wait for a
+/// slot, without waiting. For
+/// evaluations at times of your choosing instead, without a runtime, use
+/// [`RuleEngine`](crate::RuleEngine).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use vigil_model::{labels, Appendable, Appender, MemStorage, Value};
+/// use vigil_promql::{Engine, EngineOptions};
+/// use vigil_rules::{AlertBuilder, EngineQuery, GroupBuilder, ManagerOptions, OutgoingAlert, RuleManager};
+///
+/// // The caller's runtime; the manager needs its time driver.
+/// let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// runtime.block_on(async {
+///     let store = Arc::new(MemStorage::new());
+///     let mut app = store.appender();
+///     let now = vigil_model::time::now_ms();
+///     app.append(None, &labels!("__name__" => "queue_length"), now, Value::Float(150.0)).unwrap();
+///     app.commit().unwrap();
+///
+///     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<OutgoingAlert>>();
+///     let engine = Arc::new(Engine::new(EngineOptions::default()));
+///     let rules = RuleManager::new(
+///         store.clone(),
+///         Arc::new(EngineQuery::new(engine, store.clone())),
+///         Arc::new(tx),
+///         ManagerOptions::default(),
+///     );
+///     let group = GroupBuilder::new("app")
+///         .interval(Duration::from_millis(50))
+///         .rule(AlertBuilder::new("QueueFull", "queue_length > 100"))
+///         .build()
+///         .unwrap();
+///     rules.set_groups(vec![group]).await.unwrap();
+///
+///     // No `for`: the first evaluation, within 50 ms, fires it.
+///     let sent = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+///         .await
+///         .expect("no alert within 10 s")
+///         .unwrap();
+///     assert_eq!(sent[0].labels.get("alertname"), Some("QueueFull"));
+///     rules.stop().await;
+/// });
+/// ```
 pub struct RuleManager<A> {
     storage: Arc<A>,
     query: Arc<dyn QueryFunc>,
@@ -155,7 +214,9 @@ impl<A> std::fmt::Debug for RuleManager<A> {
 }
 
 impl<A: Appendable + 'static> RuleManager<A> {
-    /// A manager with no groups; [`update`](Self::update) loads them.
+    /// A manager with no groups: [`set_groups`](Self::set_groups) starts
+    /// groups built in code or parsed, [`update`](Self::update) loads rule
+    /// files. Nothing runs until then.
     pub fn new(
         storage: Arc<A>,
         query: Arc<dyn QueryFunc>,
@@ -172,11 +233,40 @@ impl<A: Appendable + 'static> RuleManager<A> {
         }
     }
 
+    /// Makes the running groups `groups`: groups built in code with
+    /// [`GroupBuilder`](crate::GroupBuilder), parsed with
+    /// [`parse_groups`], or loaded with [`load_groups`].
+    ///
+    /// Groups are matched to the running ones by their key, source and
+    /// name ([`Group::key`]): a group whose definition and interval did not
+    /// change keeps running with its state (the new value is dropped); a
+    /// changed group takes over the alert state of its predecessor; a
+    /// running group not in `groups` stops and writes stale markers for
+    /// the series it recorded; a new group restores its persisted state
+    /// (when [`ManagerOptions::state_dir`] is set) and starts. An empty
+    /// `groups` stops every group.
+    ///
+    /// Two groups with the same source and name are refused (give built
+    /// groups distinct names, or distinct
+    /// [`source`](crate::GroupBuilder::source)s): every repeat is returned
+    /// as an error and nothing changes.
+    ///
+    /// This is what [`update`](Self::update) does after loading its files,
+    /// so files and groups from code can be mixed by loading the files
+    /// with [`load_groups`] and passing them together with the others.
+    pub async fn set_groups(&self, groups: Vec<Group>) -> Result<(), Vec<RuleFileError>> {
+        self.apply(groups, None).await
+    }
+
     /// Loads `files` and makes the running groups match them: groups whose
     /// definition did not change keep running with their state; changed
     /// groups take over the alert state of their predecessor; removed
     /// groups stop and write stale markers for their series; new groups
     /// restore persisted state. On any error in any file nothing changes.
+    ///
+    /// `default_interval` (ms) applies to groups that set no interval;
+    /// `external_labels` replaces [`ManagerOptions::external_labels`].
+    /// Apart from loading the files this is [`set_groups`](Self::set_groups).
     pub async fn update(
         &self,
         files: &[PathBuf],
@@ -195,7 +285,24 @@ impl<A: Appendable + 'static> RuleManager<A> {
                     reason: format!("loading rule files: {e}"),
                 }]
             })??;
-        self.opts.write().external_labels = external_labels;
+        self.apply(new_groups, Some(external_labels)).await
+    }
+
+    /// The one path behind [`set_groups`](Self::set_groups) and
+    /// [`update`](Self::update): checks the keys, sets the external labels
+    /// when given, then reconciles the running groups with `new_groups`.
+    async fn apply(
+        &self,
+        new_groups: Vec<Group>,
+        external_labels: Option<Labels>,
+    ) -> Result<(), Vec<RuleFileError>> {
+        let errors = repeated_keys(&new_groups);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        if let Some(labels) = external_labels {
+            self.opts.write().external_labels = labels;
+        }
         let mut running = self.running.lock().await;
         let mut old: HashMap<(PathBuf, String), Running> = running
             .drain(..)
@@ -316,6 +423,24 @@ impl<A: Appendable + 'static> RuleManager<A> {
             stop_running(r).await;
         }
     }
+}
+
+/// An error for every group whose source and name an earlier group in
+/// `groups` already has: the two would share their persisted state and
+/// their identity across reloads.
+fn repeated_keys(groups: &[Group]) -> Vec<RuleFileError> {
+    let mut seen = std::collections::HashSet::new();
+    groups
+        .iter()
+        .filter(|g| !seen.insert((&g.file, &g.name)))
+        .map(|g| RuleFileError {
+            file: g.file.clone(),
+            group: Some(g.name.clone()),
+            rule: None,
+            line: None,
+            reason: "another group has the same source and name".into(),
+        })
+        .collect()
 }
 
 async fn stop_running(r: Running) {
