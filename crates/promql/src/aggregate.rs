@@ -280,6 +280,10 @@ impl Evaluator<'_> {
 
     /// `topk`, `bottomk`, `limitk` and `limit_ratio`: they select series and
     /// keep their labels.
+    /// `topk`, `bottomk`, `limitk` and `limit_ratio`: per step and group,
+    /// the selected input samples, chosen as Prometheus's `aggregationK`
+    /// chooses them (a k-bounded heap fed in input order, so ties and NaNs
+    /// pick the same series).
     fn eval_select_aggr(
         &mut self,
         op: u16,
@@ -288,105 +292,165 @@ impl Evaluator<'_> {
         group_labels: impl Fn(&Labels) -> Labels,
     ) -> EResult<Val> {
         let n = self.n_steps();
-        // group -> per step -> (series index, value)
-        let mut groups: HashMap<Labels, Vec<Vec<(usize, f64)>>> = HashMap::new();
-        let mut order: Vec<Labels> = Vec::new();
-        for (si, s) in input.iter().enumerate() {
-            let g = group_labels(&s.labels);
-            let e = groups.entry(g.clone()).or_insert_with(|| {
-                order.push(g);
-                vec![Vec::new(); n]
-            });
-            for p in &s.points {
-                e[self.step_index(p.t)].push((si, p.v));
-            }
-        }
+        // Group index per input series, groups numbered by first appearance.
+        let mut group_ids: HashMap<Labels, usize> = HashMap::new();
+        let group_of: Vec<usize> = input
+            .iter()
+            .map(|s| {
+                let next = group_ids.len();
+                *group_ids.entry(group_labels(&s.labels)).or_insert(next)
+            })
+            .collect();
+        let n_groups = group_ids.len();
+        drop(group_ids);
+        // limit_ratio samples by label hash: computed once per series.
+        let ratio_offsets: Vec<f64> = if op == tok::T_LIMIT_RATIO {
+            input
+                .iter()
+                .map(|s| prometheus_hash(&s.labels) as f64 / u64::MAX as f64)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let heap_op = match op {
+            tok::T_TOPK => HeapOp::Top,
+            tok::T_BOTTOMK => HeapOp::Bottom,
+            _ => HeapOp::Keep,
+        };
+        let instant = n == 1;
+        let mut cursor = vec![0usize; input.len()];
+        let mut heaps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n_groups];
         let mut keep: Vec<Vec<Point>> = vec![Vec::new(); input.len()];
-        for g in &order {
-            let per_step = &groups[g];
-            for (i, cands) in per_step.iter().enumerate() {
-                if cands.is_empty() {
+        // An instant query lists its results group by group, each group in
+        // its heap's order (best first for topk/bottomk), as Prometheus does.
+        let mut instant_order: Vec<(usize, f64)> = Vec::new();
+        for i in 0..n {
+            let t = self.step_time(i);
+            let kv = k.get(i).copied().unwrap_or(f64::NAN);
+            let mut limit: Option<StepLimit> = None;
+            for h in heaps.iter_mut() {
+                h.clear();
+            }
+            for (si, s) in input.iter().enumerate() {
+                let c = &mut cursor[si];
+                while *c < s.points.len() && s.points[*c].t < t {
+                    *c += 1;
+                }
+                let Some(p) = s.points.get(*c).filter(|p| p.t == t) else {
                     continue;
-                }
-                let kv = k.get(i).copied().unwrap_or(f64::NAN);
-                let chosen: Vec<(usize, f64)> = if op == tok::T_LIMIT_RATIO {
-                    if kv.is_nan() {
-                        return Err(QueryError::BadData("Ratio value is NaN".into()));
-                    }
-                    let r = kv.clamp(-1.0, 1.0);
-                    if !(-1.0..=1.0).contains(&kv) {
-                        self.annotations.warn(format!(
-                            "ratio value should be between -1 and 1, got {}, capping to {}",
-                            format_go_float(kv),
-                            format_go_float(r)
-                        ));
-                    }
-                    cands
-                        .iter()
-                        .copied()
-                        .filter(|(si, _)| {
-                            let off = prometheus_hash(&input[*si].labels) as f64 / u64::MAX as f64;
-                            (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r)
-                        })
-                        .collect()
-                } else {
-                    if kv.is_nan() {
-                        return Err(QueryError::BadData("Parameter value is NaN".into()));
-                    }
-                    if kv.abs() > 9.2e18 {
-                        return Err(QueryError::BadData(format!(
-                            "Scalar value {} overflows int64",
-                            format_go_float(kv)
-                        )));
-                    }
-                    let kk = kv as i64;
-                    if kk < 1 {
-                        continue;
-                    }
-                    let kk = (kk as usize).min(cands.len());
-                    let mut c = cands.clone();
-                    if op == tok::T_TOPK {
-                        c.sort_by(|a, b| cmp_desc_nan_last(a.1, b.1));
-                    } else if op == tok::T_BOTTOMK {
-                        c.sort_by(|a, b| cmp_asc_nan_last(a.1, b.1));
-                    }
-                    c.truncate(kk);
-                    c
                 };
-                for (si, v) in chosen {
-                    keep[si].push(Point {
-                        t: self.step_time(i),
-                        v,
-                    });
+                *c += 1;
+                let lim = match limit {
+                    Some(l) => l,
+                    None => {
+                        let l = self.step_limit(op, kv, input.len())?;
+                        limit = Some(l);
+                        l
+                    }
+                };
+                let h = &mut heaps[group_of[si]];
+                match lim {
+                    StepLimit::Skip => break,
+                    StepLimit::Ratio(r) => {
+                        let off = ratio_offsets[si];
+                        if (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r) {
+                            heap_push(h, (si, p.v), HeapOp::Keep);
+                        }
+                    }
+                    StepLimit::K(kk) => {
+                        if h.len() < kk {
+                            heap_push(h, (si, p.v), heap_op);
+                        } else if heap_op.replaces(h[0].1, p.v) {
+                            h[0] = (si, p.v);
+                            if kk > 1 {
+                                heap_fix_top(h, heap_op);
+                            }
+                        }
+                    }
+                }
+            }
+            for h in heaps.iter_mut() {
+                if heap_op != HeapOp::Keep && h.len() > 1 {
+                    // Prometheus: sort.Sort(sort.Reverse(heap)).
+                    insertion_sort_by(h, |a, b| heap_op.less(b.1, a.1));
+                }
+                for &(si, v) in h.iter() {
+                    if instant {
+                        instant_order.push((si, v));
+                    } else {
+                        keep[si].push(Point { t, v });
+                    }
                 }
             }
         }
-        let mut out = Vec::new();
-        for (s, mut pts) in input.into_iter().zip(keep) {
-            if pts.is_empty() {
-                continue;
-            }
-            pts.sort_by_key(|p| p.t);
-            out.push(VSeries {
-                labels: s.labels,
-                points: pts,
-                drop_name: s.drop_name,
-            });
-        }
-        if n == 1 && (op == tok::T_TOPK || op == tok::T_BOTTOMK) {
-            // An instant topk/bottomk lists its results best first within
-            // each group, as Prometheus does.
-            let desc = op == tok::T_TOPK;
-            out.sort_by(|a, b| {
-                let (x, y) = (a.points[0].v, b.points[0].v);
-                if desc {
-                    cmp_desc_nan_last(x, y)
-                } else {
-                    cmp_asc_nan_last(x, y)
-                }
-            });
-        }
+        let mut input: Vec<Option<VSeries>> = input.into_iter().map(Some).collect();
+        let t = self.step_time(0);
+        let out = if instant {
+            instant_order
+                .into_iter()
+                .filter_map(|(si, v)| {
+                    let s = input[si].take()?;
+                    Some(VSeries {
+                        labels: s.labels,
+                        points: vec![Point { t, v }],
+                        drop_name: s.drop_name,
+                    })
+                })
+                .collect()
+        } else {
+            input
+                .iter_mut()
+                .zip(keep)
+                .filter(|(_, pts)| !pts.is_empty())
+                .filter_map(|(s, points)| {
+                    let s = s.take()?;
+                    Some(VSeries {
+                        labels: s.labels,
+                        points,
+                        drop_name: s.drop_name,
+                    })
+                })
+                .collect()
+        };
         Ok(Val::Vector(out))
+    }
+
+    /// The `k` (or ratio) of one step of a selecting aggregation, checked
+    /// as Prometheus checks it when the step has any input sample.
+    fn step_limit(&mut self, op: u16, kv: f64, n_input: usize) -> EResult<StepLimit> {
+        if op == tok::T_LIMIT_RATIO {
+            if kv.is_nan() {
+                return Err(QueryError::BadData("Ratio value is NaN".into()));
+            }
+            let r = kv.clamp(-1.0, 1.0);
+            if r != kv {
+                self.annotations.warn(format!(
+                    "ratio value should be between -1 and 1, got {}, capping to {}",
+                    format_go_float(kv),
+                    format_go_float(r)
+                ));
+            }
+            return Ok(if r == 0.0 {
+                StepLimit::Skip
+            } else {
+                StepLimit::Ratio(r)
+            });
+        }
+        if kv.is_nan() {
+            return Err(QueryError::BadData("Parameter value is NaN".into()));
+        }
+        if kv.abs() > 9.2e18 {
+            return Err(QueryError::BadData(format!(
+                "Scalar value {} overflows int64",
+                format_go_float(kv)
+            )));
+        }
+        let kk = (kv as i64).min(n_input as i64);
+        Ok(if kk < 1 {
+            StepLimit::Skip
+        } else {
+            StepLimit::K(kk as usize)
+        })
     }
 
     pub(crate) fn step_index(&self, t: i64) -> usize {
@@ -420,20 +484,92 @@ fn avg_inc(acc: &mut Acc, f: f64) {
     acc.comp = c;
 }
 
-fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
-        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+/// The `k` of one step of a selecting aggregation.
+#[derive(Debug, Clone, Copy)]
+enum StepLimit {
+    /// The step has no output (`k < 1`, or a ratio of 0).
+    Skip,
+    /// Keep at most this many samples per group.
+    K(usize),
+    /// `limit_ratio`'s ratio, capped to [-1, 1].
+    Ratio(f64),
+}
+
+/// Which of Prometheus's two sample heaps a selecting aggregation keeps:
+/// `vectorByValueHeap` (smallest on top, for `topk`, `limitk` and
+/// `limit_ratio`) or `vectorByReverseValueHeap` (largest on top, for
+/// `bottomk`). Both order NaN before everything, NaN included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeapOp {
+    Top,
+    Bottom,
+    Keep,
+}
+
+impl HeapOp {
+    /// The heap's `Less`.
+    fn less(self, a: f64, b: f64) -> bool {
+        a.is_nan()
+            || match self {
+                HeapOp::Bottom => a > b,
+                HeapOp::Top | HeapOp::Keep => a < b,
+            }
+    }
+
+    /// Whether `v` displaces the heap's top once the heap holds k samples.
+    fn replaces(self, top: f64, v: f64) -> bool {
+        let better = match self {
+            HeapOp::Bottom => top > v,
+            HeapOp::Top | HeapOp::Keep => top < v,
+        };
+        better || (top.is_nan() && !v.is_nan())
     }
 }
 
-fn cmp_asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
-    match (a.is_nan(), b.is_nan()) {
-        (true, true) => std::cmp::Ordering::Equal,
-        (true, false) => std::cmp::Ordering::Greater,
-        (false, true) => std::cmp::Ordering::Less,
-        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+/// Go's `heap.Push`: append, then sift up.
+fn heap_push(h: &mut Vec<(usize, f64)>, x: (usize, f64), op: HeapOp) {
+    h.push(x);
+    let mut j = h.len() - 1;
+    while j > 0 {
+        let i = (j - 1) / 2;
+        if !op.less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        j = i;
+    }
+}
+
+/// Go's `heap.Fix(h, 0)`: sift the top down (sifting the root up is a
+/// no-op).
+fn heap_fix_top(h: &mut [(usize, f64)], op: HeapOp) {
+    let n = h.len();
+    let mut i = 0;
+    loop {
+        let j1 = 2 * i + 1;
+        if j1 >= n {
+            break;
+        }
+        let mut j = j1;
+        if j1 + 1 < n && op.less(h[j1 + 1].1, h[j1].1) {
+            j = j1 + 1;
+        }
+        if !op.less(h[j].1, h[i].1) {
+            break;
+        }
+        h.swap(i, j);
+        i = j;
+    }
+}
+
+/// Go's insertion sort (what `sort.Sort` does for up to 12 elements), with
+/// its exact tie behaviour under a comparator that is not a strict order.
+fn insertion_sort_by<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(&v[j], &v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
     }
 }
