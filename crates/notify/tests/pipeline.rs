@@ -595,6 +595,93 @@ fn restart_mid_escalation_resumes() {
     assert_eq!(receivers_of(&sent), vec![(2 * H, "cto")]);
 }
 
+/// Silences, acks (with their expiry) and the history live in the state
+/// file: after a restart the silence still mutes until it ends, the ack
+/// still holds the escalation until it expires, and the history still
+/// lists what happened before.
+#[test]
+fn restart_keeps_silences_acks_and_history() {
+    let mut h = Harness::new(ESCALATING);
+    let noisy = [("alertname", "Noisy"), ("severity", "warning")];
+    h.send(0, vec![crit("1"), alert(&noisy, 0)]);
+    let sil = h
+        .n()
+        .add_silence(SilenceRequest {
+            id: None,
+            matchers: parse_matchers("alertname=Noisy").unwrap(),
+            starts_at: T0,
+            ends_at: T0 + 2 * H,
+            created_by: "ops".into(),
+            comment: "known".into(),
+        })
+        .unwrap();
+    let sent = h.run(0, 5 * M, 30 * S);
+    assert_eq!(
+        receivers_of(&sent),
+        vec![(30 * S, "slack"), (30 * S, "devops")],
+        "Noisy is silenced"
+    );
+    h.take();
+    let key = h.n().groups(&AlertFilter::default())[0].key.clone();
+    assert!(key.contains("DbDown"), "{key}");
+    let ack = h
+        .n()
+        .ack(AckRequest {
+            target: AckTarget::Group(key.clone()),
+            by: "bob".into(),
+            comment: "for 20m".into(),
+            expires_at: Some(T0 + 25 * M),
+        })
+        .unwrap();
+    let history = h.n().history(&HistoryQuery::default());
+    for want in ["fired", "notified", "silence", "acked"] {
+        let kinds: Vec<String> = history
+            .iter()
+            .map(|e| serde_json::to_value(&e.kind).unwrap()["type"].to_string())
+            .collect();
+        assert!(
+            kinds.contains(&format!("\"{want}\"")),
+            "{want} in {kinds:?}"
+        );
+    }
+
+    // Crash (drop without a clean shutdown) and restart.
+    h.start();
+    assert_eq!(h.n().silences(), vec![sil.clone()]);
+    assert_eq!(h.n().acks(), vec![ack.clone()]);
+    assert_eq!(h.n().history(&HistoryQuery::default()), history);
+
+    // Prometheus re-sends its alerts. The silence still mutes Noisy; the
+    // ack still holds L2 (due at 15m30s) until it expires at 25m.
+    h.send(6 * M, vec![crit("1"), alert(&noisy, 0)]);
+    let st = h.n().alerts(&AlertFilter::default());
+    let n = st
+        .iter()
+        .find(|s| s.alert.labels.get("alertname") == Some("Noisy"))
+        .unwrap();
+    assert_eq!(n.silenced_by, vec![sil.id.clone()]);
+    let sent = h.run(6 * M, 24 * M + 30 * S, 30 * S);
+    assert!(sent.is_empty(), "{sent:?}");
+    assert!(h.n().groups(&AlertFilter::default())[0].acked);
+    // The ack expires: L2 at once, L3 after its timeout. The silence ends
+    // at 2h and Noisy goes out at its group's next flush: Noisy's 5m30s
+    // flush fell in the restart gap and ran at 6m, so its ticks are now
+    // 1m + k*5m.
+    let sent = h.run(25 * M, 2 * H + 5 * M, 30 * S);
+    assert_eq!(
+        receivers_of(&sent),
+        vec![(25 * M, "lead"), (55 * M, "cto"), (2 * H + M, "slack")]
+    );
+    assert_eq!(sent[2].2, 1);
+    assert!(h.n().acks().is_empty());
+    let after = h.n().history(&HistoryQuery::default());
+    assert_eq!(after[..history.len()], history[..], "old events kept");
+    assert!(after[history.len()..].iter().any(|e| matches!(
+        &e.kind,
+        HistoryKind::Escalated { level: 2, group_key, .. } if *group_key == key
+    )));
+}
+
 #[test]
 fn failing_receiver_is_retried_and_counted() {
     let h = Harness::new(BASIC);
