@@ -1,11 +1,13 @@
 //! Receivers against real local servers on 127.0.0.1: an HTTP sink that
 //! records webhook, Slack and SMS requests, and a real SMTP server
 //! (Python's aiosmtpd, installed with pip into a directory of the target
-//! dir when missing; the email tests fail, not skip, without it).
+//! dir when missing; the email tests fail, not skip, without it), plain or
+//! requiring STARTTLS with a certificate rcgen makes for the test.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
@@ -549,6 +551,18 @@ impl Drop for SmtpServer {
 
 impl SmtpServer {
     fn start(user: &str, password: &str) -> SmtpServer {
+        Self::spawn(&[user, password])
+    }
+
+    /// A server that offers STARTTLS with the PEM `cert` and `key` and
+    /// requires it before anything else.
+    fn start_tls(user: &str, password: &str, cert: &Path, key: &Path) -> SmtpServer {
+        let (cert, key) = (cert.display().to_string(), key.display().to_string());
+        Self::spawn(&[user, password, &cert, &key])
+    }
+
+    /// Runs smtp_sink.py with `args` after the port.
+    fn spawn(args: &[&str]) -> SmtpServer {
         let path = aiosmtpd_path();
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -556,7 +570,8 @@ impl SmtpServer {
         };
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
         let mut child = Command::new("python3")
-            .args([script, &port.to_string(), user, password])
+            .args([script, &port.to_string()])
+            .args(args)
             .env("PYTHONPATH", &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -716,4 +731,60 @@ email_configs:
         smtp.port
     )));
     assert!(tls.notify(&data("critical")).await.is_err());
+}
+
+/// A successful STARTTLS send: the server offers STARTTLS and refuses
+/// anything else first; vigil upgrades, verifies the server's self-signed
+/// certificate against `tls_config.ca_file` (for `server_name`, since the
+/// smarthost is an IP address), authenticates inside TLS and delivers.
+#[tokio::test]
+async fn email_over_starttls_trusting_the_servers_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("smtp.crt"), dir.path().join("smtp.key"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    let smtp = SmtpServer::start_tls("vigil", "tls-s3cret", &cert, &key);
+    let email = |tls: &str| {
+        only(build(&format!(
+            "name: r\nemail_configs:\n  - to: ops@example.com\n    from: vigil@example.com\n    \
+             smarthost: 127.0.0.1:{}\n    auth_username: vigil\n    auth_password: tls-s3cret\n{tls}",
+            smtp.port
+        )))
+    };
+    // require_tls defaults to true: STARTTLS.
+    let trusted = email(&format!(
+        "    tls_config:\n      ca_file: {}\n      server_name: localhost\n",
+        cert.display()
+    ));
+    trusted.notify(&data("critical")).await.unwrap();
+    let m = smtp.next_message();
+    assert!(
+        m["tls"].as_str().is_some_and(|v| v.starts_with("TLSv1.")),
+        "{m}"
+    );
+    assert_eq!(m["auth_login"], "vigil");
+    assert_eq!(m["rcpt_tos"], json!(["ops@example.com"]));
+    assert_eq!(
+        m["headers"]["Subject"],
+        "[FIRING:1] HighLatency (api critical)"
+    );
+    assert!(m["text"]
+        .as_str()
+        .unwrap()
+        .contains("Acknowledge: http://vigil:9090/api/v1/notify/ack/t0k"));
+
+    // insecure_skip_verify delivers without the CA too.
+    let skip = email("    tls_config: {insecure_skip_verify: true}\n");
+    skip.notify(&data("warning")).await.unwrap();
+    assert!(smtp.next_message()["tls"].is_string());
+
+    // Without the CA the certificate is not trusted; without STARTTLS the
+    // server refuses the mail. Neither reaches it.
+    let untrusted = email("    tls_config: {server_name: localhost}\n");
+    let err = untrusted.notify(&data("critical")).await.unwrap_err();
+    assert!(err.message.contains("127.0.0.1"), "{err:?}");
+    let plain = email("    require_tls: false\n");
+    assert!(plain.notify(&data("critical")).await.is_err());
+    assert!(smtp.lines.try_recv().is_err(), "nothing else delivered");
 }

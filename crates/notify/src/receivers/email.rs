@@ -317,8 +317,11 @@ impl Email {
 
 fn tls_parameters(host: &str, tls: Option<&TlsConfig>) -> Result<TlsParameters, BuildError> {
     let tls = tls.cloned().unwrap_or_default();
+    // insecure_skip_verify skips every check, as Go's InsecureSkipVerify
+    // does; lettre's invalid-certs switch alone still checks the name.
     let mut b = TlsParameters::builder(tls.server_name.clone().unwrap_or_else(|| host.into()))
-        .dangerous_accept_invalid_certs(tls.insecure_skip_verify);
+        .dangerous_accept_invalid_certs(tls.insecure_skip_verify)
+        .dangerous_accept_invalid_hostnames(tls.insecure_skip_verify);
     if let Some(ca) = &tls.ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| BuildError::Tls(format!("ca_file {}: {e}", ca.display())))?;
