@@ -41,6 +41,16 @@ pub(crate) struct Windows {
     pub(crate) ends: Vec<i64>,
 }
 
+/// The selection a matrix selector makes (see
+/// [`Evaluator::matrix_selection`]).
+pub(crate) struct MatrixSelection {
+    pub(crate) matchers: Vec<Matcher>,
+    pub(crate) range: i64,
+    pub(crate) ends: Vec<i64>,
+    pub(crate) mint: i64,
+    pub(crate) maxt: i64,
+}
+
 /// The value of a node over all steps.
 #[derive(Debug)]
 pub(crate) enum Val {
@@ -410,23 +420,6 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    /// Selects series and reads their samples in `[mint, maxt]`.
-    fn select(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) -> EResult<Vec<RawSeries>> {
-        let matchers = Self::matchers(vs)?;
-        self.select_with(&matchers, mint, maxt)
-    }
-
-    /// Selects series and reads their newest sample in `[mint, maxt]`.
-    fn select_last(
-        &mut self,
-        vs: &VectorSelector,
-        mint: i64,
-        maxt: i64,
-    ) -> EResult<Vec<RawSeries>> {
-        let matchers = Self::matchers(vs)?;
-        self.select_points(&matchers, mint, maxt, true)
-    }
-
     /// Selects the series matching `matchers` and reads their samples in
     /// `[mint, maxt]`.
     pub(crate) fn select_with(
@@ -448,17 +441,48 @@ impl<'a> Evaluator<'a> {
         maxt: i64,
         last_only: bool,
     ) -> EResult<Vec<RawSeries>> {
+        let mut out = Vec::new();
+        self.for_each_series(matchers, mint, maxt, last_only, |_, labels, points| {
+            out.push(RawSeries {
+                labels: labels.clone(),
+                points: std::mem::take(points),
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Selects the series matching `matchers` and hands them to `f` one at
+    /// a time, each with its samples in `[mint, maxt]` (only the newest
+    /// with `last_only`) in a buffer that is reused for the next series
+    /// unless `f` takes it. The samples count against the query's sample
+    /// limit from the moment they are read; a caller that drops them calls
+    /// [`Self::release_samples`].
+    ///
+    /// Streaming keeps one series' samples in memory at a time where the
+    /// caller needs no more (range functions, vector selectors), instead
+    /// of every selected sample at once.
+    pub(crate) fn for_each_series(
+        &mut self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        last_only: bool,
+        mut f: impl FnMut(&mut Self, &Labels, &mut Vec<Point>) -> EResult<()>,
+    ) -> EResult<()> {
         let started = Instant::now();
-        let q = self.storage.querier(mint, maxt)?;
+        let storage = self.storage;
+        let q = storage.querier(mint, maxt)?;
         let set = q.select(true, None, matchers)?;
         for w in &set.warnings {
             self.annotations.warn(w.to_string());
         }
-        let mut out = Vec::with_capacity(set.series.len());
-        let mut loaded = 0usize;
+        let mut points = Vec::new();
+        let mut select_time = started.elapsed();
         for s in &set.series {
+            let read_started = Instant::now();
+            points.clear();
             let mut it = s.iter();
-            let mut points = Vec::new();
             let mut ty = it.seek(mint);
             if last_only {
                 let mut last = None;
@@ -484,16 +508,19 @@ impl<'a> Evaluator<'a> {
             if let Some(e) = it.err() {
                 return Err(e.into());
             }
-            loaded += points.len();
-            out.push(RawSeries {
-                labels: s.labels().clone(),
-                points,
-            });
+            self.samples_loaded += points.len() as u64;
+            self.add_samples(points.len())?;
+            select_time += read_started.elapsed();
+            f(self, s.labels(), &mut points)?;
         }
-        self.samples_loaded += loaded as u64;
-        self.add_samples(loaded)?;
-        self.prepare_seconds += started.elapsed().as_secs_f64();
-        Ok(out)
+        self.prepare_seconds += select_time.as_secs_f64();
+        Ok(())
+    }
+
+    /// Takes `n` samples that [`Self::for_each_series`] counted off the
+    /// query's current total once the caller has dropped them.
+    pub(crate) fn release_samples(&mut self, n: usize) {
+        self.current_samples = self.current_samples.saturating_sub(n);
     }
 
     fn eval_vector_selector(&mut self, vs: &VectorSelector) -> EResult<Vec<VSeries>> {
@@ -513,51 +540,52 @@ impl<'a> Evaluator<'a> {
         let max_ref = refs.iter().copied().max().unwrap_or(0);
         // At a single reference time (an instant query, or `@`), only each
         // series' newest sample up to it matters.
-        let raw = if min_ref == max_ref {
-            self.select_last(vs, min_ref - lookback + 1, max_ref)?
-        } else {
-            self.select(vs, min_ref - lookback + 1, max_ref)?
-        };
-        let raw_count: usize = raw.iter().map(|s| s.points.len()).sum();
-        let mut out = Vec::with_capacity(raw.len());
-        let mut produced = 0usize;
-        for s in raw {
-            let mut points = Vec::new();
-            // Reference times never decrease: the position slides forward.
-            let mut idx = 0usize;
-            let mut prev_r = i64::MIN;
-            for (i, &r) in refs.iter().enumerate() {
-                // The newest sample in (r - lookback, r].
-                if r < prev_r {
-                    idx = 0;
+        let last_only = min_ref == max_ref;
+        let matchers = Self::matchers(vs)?;
+        let mut out = Vec::new();
+        self.for_each_series(
+            &matchers,
+            min_ref - lookback + 1,
+            max_ref,
+            last_only,
+            |ev, labels, raw| {
+                let mut points = Vec::new();
+                // Reference times never decrease: the position slides forward.
+                let mut idx = 0usize;
+                let mut prev_r = i64::MIN;
+                for (i, &r) in refs.iter().enumerate() {
+                    // The newest sample in (r - lookback, r].
+                    if r < prev_r {
+                        idx = 0;
+                    }
+                    prev_r = r;
+                    while idx < raw.len() && raw[idx].t <= r {
+                        idx += 1;
+                    }
+                    if idx == 0 {
+                        continue;
+                    }
+                    let p = raw[idx - 1];
+                    if p.t <= r - lookback || is_stale(p.v) {
+                        continue;
+                    }
+                    points.push(Point {
+                        t: ev.step_time(i),
+                        v: value(p),
+                    });
                 }
-                prev_r = r;
-                while idx < s.points.len() && s.points[idx].t <= r {
-                    idx += 1;
+                ev.release_samples(raw.len());
+                if !points.is_empty() {
+                    ev.add_samples(points.len())?;
+                    out.push(VSeries {
+                        labels: labels.clone(),
+                        points,
+                        drop_name: false,
+                    });
                 }
-                if idx == 0 {
-                    continue;
-                }
-                let p = s.points[idx - 1];
-                if p.t <= r - lookback || is_stale(p.v) {
-                    continue;
-                }
-                points.push(Point {
-                    t: self.step_time(i),
-                    v: value(p),
-                });
-            }
-            if !points.is_empty() {
-                produced += points.len();
-                out.push(VSeries {
-                    labels: s.labels,
-                    points,
-                    drop_name: false,
-                });
-            }
-        }
-        self.current_samples = self.current_samples.saturating_sub(raw_count);
-        self.add_samples(produced)?;
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 
@@ -574,20 +602,33 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
-    pub(crate) fn eval_matrix_selector(&mut self, ms: &MatrixSelector) -> EResult<Windows> {
+    /// What a matrix selector reads: its matchers, the window length, each
+    /// step's window end, and the time span covering every window.
+    pub(crate) fn matrix_selection(&self, ms: &MatrixSelector) -> EResult<MatrixSelection> {
         let range = dur_ms(&ms.range);
         let ends = self.ref_times(&ms.vs.at, offset_ms(&ms.vs.offset));
         let min_ref = ends.iter().copied().min().unwrap_or(0);
         let max_ref = ends.iter().copied().max().unwrap_or(0);
-        let mut raw = self.select(&ms.vs, min_ref - range + 1, max_ref)?;
+        Ok(MatrixSelection {
+            matchers: Self::matchers(&ms.vs)?,
+            range,
+            ends,
+            mint: min_ref - range + 1,
+            maxt: max_ref,
+        })
+    }
+
+    pub(crate) fn eval_matrix_selector(&mut self, ms: &MatrixSelector) -> EResult<Windows> {
+        let sel = self.matrix_selection(ms)?;
+        let mut raw = self.select_with(&sel.matchers, sel.mint, sel.maxt)?;
         // Range functions never see stale markers.
         for s in &mut raw {
             s.points.retain(|p| !is_stale(p.v));
         }
         Ok(Windows {
             series: raw,
-            range,
-            ends,
+            range: sel.range,
+            ends: sel.ends,
         })
     }
 

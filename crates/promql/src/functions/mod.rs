@@ -11,7 +11,7 @@ pub(crate) mod range;
 use std::collections::HashMap;
 
 use promql_parser::parser::{Call, Expr};
-use vigil_model::{Labels, LabelsBuilder, METRIC_NAME};
+use vigil_model::{is_stale, Labels, LabelsBuilder, METRIC_NAME};
 
 use crate::engine::QueryError;
 use crate::eval::{EResult, Evaluator, VSeries, Val};
@@ -276,80 +276,138 @@ impl Evaluator<'_> {
         for &i in &scalar_idx {
             scalars.push(self.eval_scalar(arg(args, i)?)?);
         }
-        let w = self.eval_windows(arg(args, range_idx)?)?;
         let keep = keeps_name(name);
-        let mut out = Vec::with_capacity(w.series.len());
-        let mut sc = vec![0.0; scalars.len()];
-        for s in w.series {
-            let mut points = Vec::new();
-            let metric_name = s.labels.metric_name().map(str::to_string);
-            // Window ends never decrease, so the window's bounds slide
-            // forward: no search per step.
-            let (mut lo, mut hi) = (0usize, 0usize);
-            let mut prev_end = i64::MIN;
-            for (i, &end) in w.ends.iter().enumerate() {
-                let start = end - w.range;
-                if end < prev_end {
-                    lo = 0;
-                    hi = 0;
-                }
-                prev_end = end;
-                while lo < s.points.len() && s.points[lo].t <= start {
-                    lo += 1;
-                }
-                if hi < lo {
-                    hi = lo;
-                }
-                while hi < s.points.len() && s.points[hi].t <= end {
-                    hi += 1;
-                }
-                if lo >= hi {
-                    continue;
-                }
-                for (k, vals) in scalars.iter().enumerate() {
-                    sc[k] = vals.get(i).copied().unwrap_or(f64::NAN);
-                }
-                let a = range::RangeArgs {
-                    points: &s.points[lo..hi],
-                    range_start: start,
-                    range_end: end,
-                    scalars: &sc,
-                    // The per-series info annotation needs checking only
-                    // until the series' first output.
-                    metric_name: if points.is_empty() {
-                        metric_name.as_deref()
-                    } else {
-                        None
-                    },
-                };
-                match range::eval_at(f, &a, self.step_time(i), &mut self.annotations) {
-                    Ok(Some(v)) => points.push(Point {
-                        t: self.step_time(i),
-                        v,
-                    }),
-                    Ok(None) => {}
-                    Err(range::RangeFnError::InvalidArgument(msg)) => {
-                        return Err(QueryError::Execution(msg))
+        let mut out = Vec::new();
+        let range_arg = strip_parens(arg(args, range_idx)?);
+        if let Expr::MatrixSelector(ms) = range_arg {
+            // Streamed: one series' samples in memory at a time.
+            let sel = self.matrix_selection(ms)?;
+            self.for_each_series(
+                &sel.matchers,
+                sel.mint,
+                sel.maxt,
+                false,
+                |ev, labels, points| {
+                    let read = points.len();
+                    points.retain(|p| !is_stale(p.v));
+                    let s = ev.range_fn_series(f, labels, points, &sel.ends, sel.range, &scalars);
+                    ev.release_samples(read);
+                    if let Some(s) = s? {
+                        ev.add_samples(s.points.len())?;
+                        out.push(s);
                     }
-                }
+                    Ok(())
+                },
+            )?;
+        } else {
+            let w = self.eval_windows(range_arg)?;
+            for s in &w.series {
+                out.extend(
+                    self.range_fn_series(f, &s.labels, &s.points, &w.ends, w.range, &scalars)?,
+                );
             }
-            if points.is_empty() {
-                continue;
-            }
-            let mut vs = VSeries {
-                labels: s.labels,
-                points,
-                drop_name: false,
-            };
-            if !keep {
-                self.drop_name(&mut vs);
-            }
-            out.push(vs);
         }
-        if !keep && !self.opts.enable_delayed_name_removal {
-            crate::eval::check_duplicates(&out)?;
+        if !keep {
+            for s in &mut out {
+                self.drop_name(s);
+            }
+            if !self.opts.enable_delayed_name_removal {
+                crate::eval::check_duplicates(&out)?;
+            }
         }
         Ok(Val::Vector(out))
+    }
+
+    /// One series of a range function's result: `f` over the series'
+    /// window at every step (`ends` are the windows' ends, `scalars` the
+    /// function's scalar arguments per step), or `None` when no step has
+    /// an output.
+    fn range_fn_series(
+        &mut self,
+        f: range::RangeFn,
+        labels: &Labels,
+        points: &[Point],
+        ends: &[i64],
+        range_ms: i64,
+        scalars: &[Vec<f64>],
+    ) -> EResult<Option<VSeries>> {
+        let mut out = Vec::new();
+        let metric_name = labels.metric_name();
+        let mut sc = vec![0.0; scalars.len()];
+        // Counter resets found once per series rather than once per window:
+        // sample index and the value before it.
+        let track_resets = matches!(
+            f,
+            range::RangeFn::Rate | range::RangeFn::Increase | range::RangeFn::Resets
+        );
+        let (reset_at, reset_prev): (Vec<usize>, Vec<f64>) = if track_resets {
+            points
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w[1].v < w[0].v)
+                .map(|(i, w)| (i + 1, w[0].v))
+                .unzip()
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        // Window ends never decrease, so the window's bounds (and the
+        // resets inside it) slide forward: no search per step.
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let (mut ra, mut rb) = (0usize, 0usize);
+        let mut prev_end = i64::MIN;
+        for (i, &end) in ends.iter().enumerate() {
+            let start = end - range_ms;
+            if end < prev_end {
+                (lo, hi, ra, rb) = (0, 0, 0, 0);
+            }
+            prev_end = end;
+            while lo < points.len() && points[lo].t <= start {
+                lo += 1;
+            }
+            hi = hi.max(lo);
+            while hi < points.len() && points[hi].t <= end {
+                hi += 1;
+            }
+            if lo >= hi {
+                continue;
+            }
+            // The resets whose sample and predecessor are both in the window.
+            while ra < reset_at.len() && reset_at[ra] <= lo {
+                ra += 1;
+            }
+            rb = rb.max(ra);
+            while rb < reset_at.len() && reset_at[rb] < hi {
+                rb += 1;
+            }
+            for (k, vals) in scalars.iter().enumerate() {
+                sc[k] = vals.get(i).copied().unwrap_or(f64::NAN);
+            }
+            let a = range::RangeArgs {
+                points: &points[lo..hi],
+                range_start: start,
+                range_end: end,
+                scalars: &sc,
+                // The per-series info annotation needs checking only until
+                // the series' first output.
+                metric_name: if out.is_empty() { metric_name } else { None },
+                counter_resets: track_resets.then(|| &reset_prev[ra..rb]),
+            };
+            match range::eval_at(f, &a, self.step_time(i), &mut self.annotations) {
+                Ok(Some(v)) => out.push(Point {
+                    t: self.step_time(i),
+                    v,
+                }),
+                Ok(None) => {}
+                Err(range::RangeFnError::InvalidArgument(msg)) => {
+                    return Err(QueryError::Execution(msg))
+                }
+            }
+        }
+        Ok((!out.is_empty()).then(|| VSeries {
+            labels: labels.clone(),
+            points: out,
+            drop_name: false,
+        }))
     }
 
     fn call_math_fn(&mut self, f: math::MathFn, name: &str, args: &[&Expr]) -> EResult<Val> {

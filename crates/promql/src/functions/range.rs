@@ -162,6 +162,11 @@ pub(crate) struct RangeArgs<'a> {
     /// The series' `__name__`, if any, for the `rate`/`increase` info
     /// annotation about names that do not look like counters.
     pub metric_name: Option<&'a str>,
+    /// For `rate`, `increase` and `resets`: the value before each counter
+    /// reset in the window (a sample lower than its predecessor, both in
+    /// the window), in time order, when the caller tracks them across
+    /// steps; `None` makes the function find them in `points`.
+    pub counter_resets: Option<&'a [f64]>,
 }
 
 /// An error that fails the whole query.
@@ -226,7 +231,10 @@ pub(crate) fn eval_at(
         RangeFn::Idelta => instant_value(pts, false),
         RangeFn::Deriv => deriv(pts),
         RangeFn::PredictLinear => predict_linear(a, eval_time),
-        RangeFn::Resets => Some(resets(pts)),
+        RangeFn::Resets => Some(
+            a.counter_resets
+                .map_or_else(|| resets(pts), |r| r.len() as f64),
+        ),
         RangeFn::Changes => Some(changes(pts)),
         RangeFn::AvgOverTime => Some(avg_over_time(pts)),
         RangeFn::SumOverTime => Some(sum_over_time(pts)),
@@ -319,7 +327,12 @@ fn extrapolated_rate(a: &RangeArgs<'_>, is_counter: bool, is_rate: bool) -> Opti
         _ => return None,
     };
     let mut result = last.v - first.v;
-    if is_counter {
+    if let (true, Some(resets)) = (is_counter, a.counter_resets) {
+        // The same additions, in the same order, as the loop below.
+        for &prev in resets {
+            result += prev;
+        }
+    } else if is_counter {
         let mut prev = first.v;
         for p in pts.iter().skip(1) {
             if p.v < prev {
@@ -801,6 +814,7 @@ mod tests {
             range_end: at,
             scalars,
             metric_name: name,
+            counter_resets: None,
         };
         let mut ann = Annotations::default();
         let value = eval(f, &args, &mut ann);
@@ -809,6 +823,23 @@ mod tests {
         let value_at = eval_at(f, &args, at, &mut ann_at);
         assert!(same(&value, &value_at), "{}", f.name());
         assert_eq!(ann, ann_at);
+        // Resets handed in by a caller that tracks them give the same
+        // answer, to the bit, as the function's own scan.
+        let resets: Vec<f64> = pts
+            .windows(2)
+            .filter(|w| w[1].v < w[0].v)
+            .map(|w| w[0].v)
+            .collect();
+        let tracked = RangeArgs {
+            counter_resets: Some(&resets),
+            ..args
+        };
+        let value_tracked = eval(f, &tracked, &mut Annotations::default());
+        assert!(
+            same(&value, &value_tracked),
+            "{} with tracked resets",
+            f.name()
+        );
         Out { value, ann }
     }
 
@@ -903,6 +934,7 @@ mod tests {
                             range_end: i64::MAX,
                             scalars,
                             metric_name: Some(""),
+                            counter_resets: None,
                         };
                         let _ = eval(f, &args, &mut Annotations::default());
                         for at in [i64::MIN, 0, i64::MAX] {
@@ -1248,6 +1280,7 @@ mod tests {
                 range_end: 50 * MIN,
                 scalars: &[3600.0],
                 metric_name: None,
+                counter_resets: None,
             };
             let got = eval_at(
                 RangeFn::PredictLinear,
@@ -1264,6 +1297,7 @@ mod tests {
             range_end: 50 * MIN,
             scalars: &[3600.0],
             metric_name: None,
+            counter_resets: None,
         };
         let got = eval(RangeFn::PredictLinear, &args, &mut Annotations::default());
         assert_close(got.unwrap(), 76.818_181_818_181_81);
