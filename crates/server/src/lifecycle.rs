@@ -206,11 +206,7 @@ impl Lifecycle {
                 let cfg = s.config.clone();
                 let dir = self.notify_dir.clone();
                 let url = self.external_url.clone();
-                let base = self
-                    .file
-                    .as_ref()
-                    .and_then(|f| f.parent())
-                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                let base = self.notify_base();
                 let n = tokio::task::spawn_blocking(move || {
                     let opts = vigil_notify::NotifierOptions {
                         core: vigil_notify::CoreOptions {
@@ -249,6 +245,15 @@ impl Lifecycle {
                 Ok(())
             }
         }
+    }
+
+    /// The directory relative paths of the `notify:` section are resolved
+    /// against: the configuration file's.
+    fn notify_base(&self) -> PathBuf {
+        self.file
+            .as_ref()
+            .and_then(|f| f.parent())
+            .map_or_else(|| PathBuf::from("."), PathBuf::from)
     }
 
     /// vigil's own notifier, when configured.
@@ -321,6 +326,25 @@ impl Lifecycle {
             line: None,
             column: None,
             reason,
+        };
+        // The notify section's receivers are built (reading template and
+        // CA files) before anything is applied, so one that cannot be
+        // built fails the reload and leaves everything as it was.
+        let loaded = match loaded {
+            Ok(c) => match c.notify.as_ref().map(|s| s.config.clone()) {
+                None => Ok(c),
+                Some(cfg) => {
+                    let base = self.notify_base();
+                    match tokio::task::spawn_blocking(move || check_notify(&cfg, base))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("notify: check task failed: {e}")))
+                    {
+                        Ok(()) => Ok(c),
+                        Err(e) => Err(invalid(e)),
+                    }
+                }
+            },
+            Err(e) => Err(e),
         };
         let loaded = match loaded {
             Ok(c) => {
@@ -533,6 +557,18 @@ fn write_rule_metrics(groups: &[vigil_rules::Group], out: &mut String) {
             let _ = writeln!(out, "{name}{{rule_group=\"{key}\"}} {}", get(g));
         }
     }
+}
+
+/// Builds what applying a `notify:` section builds (the routing tree and
+/// every receiver's integrations) and drops it: whether the section would
+/// apply. Reads files; call it off the async workers.
+fn check_notify(cfg: &vigil_notify::Config, base: PathBuf) -> Result<(), String> {
+    vigil_notify::dispatch::Compiled::new(cfg.clone()).map_err(|e| format!("notify: {e}"))?;
+    let factory = integration_factory(base);
+    for rc in &cfg.receivers {
+        factory(cfg, rc).map_err(|e| format!("notify: receiver {:?}: {e}", rc.name))?;
+    }
+    Ok(())
 }
 
 /// Builds receiver integrations with Alertmanager's `global` defaults and

@@ -1,6 +1,7 @@
-//! `GET /api/v2/alerts/groups` as the web UI reads it: each group's `key`
-//! (for the history), and with `pending=true` the rule engine's pending
-//! alerts placed in the groups the notifier's routing tree would put them in.
+//! vigil's notifier in a server. `GET /api/v2/alerts/groups` as the web UI
+//! reads it: each group's `key` (for the history), and with `pending=true`
+//! the rule engine's pending alerts placed in the groups the notifier's
+//! routing tree would put them in. `notify: {file: ...}` and its reloads.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -158,6 +159,78 @@ fn groups_have_keys_and_pending_alerts_are_grouped_as_routed() {
     assert!(keys[0].contains("service=\"db\""), "{v}");
     let (code, _) = get(a, "/api/v2/alerts/groups?pending=maybe");
     assert_eq!(code, 400);
+
+    let _ = rt.block_on(server.shutdown());
+}
+
+/// `notify: {file: alertmanager.yml}` in a server: the file is found
+/// relative to the configuration file and its text is what
+/// `/api/v2/status` shows. A reload with the file missing or invalid fails
+/// with the reason and keeps the notifier's configuration; a reload with a
+/// good file applies it.
+#[test]
+fn notify_file_loads_and_a_bad_reload_keeps_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("am")).unwrap();
+    let am = dir.path().join("am/alertmanager.yml");
+    let first = "route: {receiver: team}\nreceivers: [{name: team}]\n";
+    std::fs::write(&am, first).unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(&cfg, "notify: {file: am/alertmanager.yml}\n").unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            config: vigil_server::config::Config::load(&cfg).unwrap(),
+            config_file: Some(cfg.clone()),
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    let a = server.addr();
+    let in_force = |text: &str, receivers: serde_json::Value| {
+        let (code, st) = get(a, "/api/v2/status");
+        assert_eq!(code, 200, "{st}");
+        assert_eq!(st["config"]["original"], text);
+        let (code, r) = get(a, "/api/v2/receivers");
+        assert_eq!(code, 200, "{r}");
+        assert_eq!(r, receivers);
+    };
+    in_force(first, serde_json::json!([{"name": "team"}]));
+
+    // The file is gone: the reload fails naming it; nothing changes.
+    std::fs::rename(&am, dir.path().join("am/moved.yml")).unwrap();
+    let e = rt.block_on(server.reload()).unwrap_err().to_string();
+    assert!(e.contains(&format!("notify.file {}", am.display())), "{e}");
+    in_force(first, serde_json::json!([{"name": "team"}]));
+    // The file is invalid: the reload names its line and key.
+    std::fs::write(&am, format!("{first}recievers: []\n")).unwrap();
+    let e = rt.block_on(server.reload()).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("{}:3: ", am.display())) && e.contains("recievers"),
+        "{e}"
+    );
+    in_force(first, serde_json::json!([{"name": "team"}]));
+    // A template file (relative to the file) that does not parse: the
+    // receivers cannot be built, so the reload fails too.
+    std::fs::write(dir.path().join("am/bad.tmpl"), "{{ define \"x\" }}").unwrap();
+    std::fs::write(&am, format!("{first}templates: ['*.tmpl']\n")).unwrap();
+    let e = rt.block_on(server.reload()).unwrap_err().to_string();
+    assert!(e.contains("bad.tmpl"), "{e}");
+    in_force(first, serde_json::json!([{"name": "team"}]));
+    std::fs::remove_file(dir.path().join("am/bad.tmpl")).unwrap();
+    // A good file is applied.
+    let second = "route: {receiver: oncall}\nreceivers: [{name: team}, {name: oncall}]\n";
+    std::fs::write(&am, second).unwrap();
+    rt.block_on(server.reload()).unwrap();
+    in_force(
+        second,
+        serde_json::json!([{"name": "team"}, {"name": "oncall"}]),
+    );
 
     let _ = rt.block_on(server.shutdown());
 }

@@ -513,7 +513,7 @@ fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, S
             let path = base.join(&f);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("notify.file {}: {e}", path.display()))?;
-            let c: vigil_notify::Config = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let mut c: vigil_notify::Config = serde_yaml_ng::from_str(&text).map_err(|e| {
                 let loc = e
                     .location()
                     .map(|l| format!(":{}", l.line()))
@@ -524,6 +524,12 @@ fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, S
                     strip_location(&e.to_string())
                 )
             })?;
+            // Relative paths in the file are relative to its directory, as
+            // Alertmanager resolves them; the server resolves what is still
+            // relative (inline sections) against this file's directory.
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                resolve_notify_paths(&mut c, dir);
+            }
             (c, text)
         }
         None => {
@@ -535,6 +541,21 @@ fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, S
     };
     config.validate().map_err(|e| format!("notify: {e}"))?;
     Ok(NotifySection { config, text })
+}
+
+/// Joins the relative file paths of a notify configuration that the server
+/// reads (`templates` globs, `global.smtp_auth_password_file`,
+/// `global.slack_api_url_file`) to `dir`.
+fn resolve_notify_paths(c: &mut vigil_notify::Config, dir: &Path) {
+    let join = |p: &mut String| {
+        if Path::new(p.as_str()).is_relative() {
+            *p = dir.join(p.as_str()).to_string_lossy().into_owned();
+        }
+    };
+    c.templates.iter_mut().for_each(join);
+    let g = &mut c.global;
+    g.smtp_auth_password_file.iter_mut().for_each(join);
+    g.slack_api_url_file.iter_mut().for_each(join);
 }
 
 /// serde_yaml_ng appends " at line L column C" to its messages; the error

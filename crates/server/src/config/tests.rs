@@ -250,3 +250,87 @@ fn rule_files_and_alertmanagers() {
     assert_eq!(line, Some(2));
     assert!(reason.contains("alert_relabel_configs"), "{reason}");
 }
+
+#[test]
+fn notify_file_is_read_relative_to_the_config_file() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("am")).unwrap();
+    let am = "global:\n  slack_api_url_file: slack.url\nroute: {receiver: team}\n\
+              receivers: [{name: team}]\ntemplates: ['*.tmpl', /etc/am/*.tmpl]\n";
+    std::fs::write(d.path().join("am/alertmanager.yml"), am).unwrap();
+    let cfg = d.path().join("vigil.yml");
+    std::fs::write(&cfg, "global: {}\nnotify:\n  file: am/alertmanager.yml\n").unwrap();
+    let n = Config::load(&cfg)
+        .unwrap()
+        .notify
+        .expect("a notify section");
+    assert_eq!(n.text, am, "the file's text, for /api/v2/status");
+    assert_eq!(n.config.receivers[0].name, "team");
+    // Relative paths in the file are relative to its own directory, as
+    // Alertmanager has them.
+    let am_dir = d.path().join("am");
+    assert_eq!(
+        n.config.templates,
+        [
+            am_dir.join("*.tmpl").to_string_lossy().into_owned(),
+            "/etc/am/*.tmpl".to_string()
+        ]
+    );
+    assert_eq!(
+        n.config.global.slack_api_url_file.as_deref(),
+        Some(am_dir.join("slack.url").to_str().unwrap())
+    );
+    // Inline, they stay as written (the server resolves them against the
+    // configuration file's directory).
+    std::fs::write(
+        &cfg,
+        "notify:\n  route: {receiver: team}\n  receivers: [{name: team}]\n  templates: ['*.tmpl']\n",
+    )
+    .unwrap();
+    let n = Config::load(&cfg).unwrap().notify.unwrap();
+    assert_eq!(n.config.templates, ["*.tmpl"]);
+
+    // A missing file names the section's line, the path it was looked
+    // for at and why.
+    std::fs::write(&cfg, "global: {}\nnotify: {file: am/missing.yml}\n").unwrap();
+    let e = Config::load(&cfg).unwrap_err().to_string();
+    let missing = am_dir.join("missing.yml");
+    assert!(
+        e.starts_with(&format!(
+            "{}:2: notify.file {}: ",
+            cfg.display(),
+            missing.display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("No such file"), "{e}");
+    // An invalid file names itself, the line and the key.
+    std::fs::write(
+        d.path().join("am/bad.yml"),
+        "route: {receiver: team}\nreceivers: [{name: team}]\nrecievers: []\n",
+    )
+    .unwrap();
+    std::fs::write(&cfg, "notify: {file: am/bad.yml}\n").unwrap();
+    let e = Config::load(&cfg).unwrap_err().to_string();
+    assert!(
+        e.starts_with(&format!(
+            "{}:1: {}:3: ",
+            cfg.display(),
+            am_dir.join("bad.yml").display()
+        )),
+        "{e}"
+    );
+    assert!(e.contains("recievers"), "{e}");
+    // A file that parses but does not hold together: the route's receiver
+    // is not defined.
+    std::fs::write(
+        d.path().join("am/bad.yml"),
+        "route: {receiver: nobody}\nreceivers: [{name: team}]\n",
+    )
+    .unwrap();
+    let e = Config::load(&cfg).unwrap_err().to_string();
+    assert!(e.contains("notify: ") && e.contains("nobody"), "{e}");
+    let (line, reason) = err("notify: {file: [a, b]}\n");
+    assert_eq!(line, Some(1));
+    assert_eq!(reason, "notify.file must be a path");
+}
