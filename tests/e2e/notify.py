@@ -5,8 +5,9 @@ usage: notify.py VIGIL_URL EXPORTER_URL WEBHOOK_FILE
 
 Raises the exporter's flag; Prometheus's rule PromFlag fires and Prometheus
 sends it to vigil (`POST /api/v2/alerts`); vigil routes it to a webhook.
-amtool lists the alert, creates a silence, sees it, expires it. Lowering the
-flag resolves the alert, and the webhook receives the resolution."""
+amtool lists the alert, creates a silence, sees it, expires it, and reads the
+configuration and the routing tree from /api/v2/status. Lowering the flag
+resolves the alert, and the webhook receives the resolution."""
 import json
 import subprocess
 import sys
@@ -62,6 +63,17 @@ amtool("silence", "expire", sid)
 out = json.loads(amtool("silence", "query", "--expired", "-o", "json"))
 check(any(s["id"] == sid and s["status"]["state"] == "expired" for s in out), f"expired silence: {out}")
 print("e2e notify: amtool listed the alert, added, saw and expired silence", sid)
+
+out = amtool("config", "show")
+check("receiver: team" in out and "webhook_configs:" in out, f"amtool config show: {out}")
+status = json.loads(amtool("config", "show", "-o", "json"))
+check(status["cluster"]["status"] == "disabled" and status["versionInfo"]["version"] != "",
+      f"amtool config show -o json: {status}")
+out = amtool("config", "routes")
+check("default-route" in out and "receiver: team" in out, f"amtool config routes: {out}")
+out = amtool("config", "routes", "test", "--verify.receivers=team", "alertname=PromFlag")
+check(out.strip() == "team", f"amtool config routes test: {out}")
+print("e2e notify: amtool config show, config routes and config routes test read vigil's notify section")
 
 urllib.request.urlopen(exporter + "/set?flag=0", timeout=10).read()
 wait("the resolved notification", lambda: [n for n in notifications() if n["status"] == "resolved"], timeout=120)

@@ -160,6 +160,33 @@ fn groups_have_keys_and_pending_alerts_are_grouped_as_routed() {
     let (code, _) = get(a, "/api/v2/alerts/groups?pending=maybe");
     assert_eq!(code, 400);
 
+    // Alertmanager's status, as amtool reads it: the inline section's text
+    // (vigil's re-serialization of it, Alertmanager's schema), no cluster,
+    // the version, and the receivers.
+    let (code, st) = get(a, "/api/v2/status");
+    assert_eq!(code, 200, "{st}");
+    let original: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(st["config"]["original"].as_str().unwrap()).unwrap();
+    assert_eq!(original["route"]["receiver"], "all");
+    assert_eq!(original["route"]["routes"][0]["receiver"], "warn");
+    assert_eq!(original["receivers"][1]["name"], "warn");
+    assert_eq!(
+        st["cluster"],
+        serde_json::json!({"status": "disabled", "peers": []})
+    );
+    assert_eq!(st["versionInfo"]["version"], env!("CARGO_PKG_VERSION"));
+    for k in ["revision", "branch", "buildUser", "buildDate", "goVersion"] {
+        assert!(st["versionInfo"][k].is_string(), "{k}: {st}");
+    }
+    let uptime = st["uptime"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(uptime).is_ok(),
+        "{uptime}"
+    );
+    let (code, r) = get(a, "/api/v2/receivers");
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r, serde_json::json!([{"name": "all"}, {"name": "warn"}]));
+
     let _ = rt.block_on(server.shutdown());
 }
 
