@@ -203,7 +203,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/notify/ack", post(notify_api::post_ack))
         .route(
             "/api/v1/notify/ack/{group}/{token}",
-            get(notify_api::ack_link).post(notify_api::ack_link),
+            get(notify_api::ack_link_page).post(notify_api::ack_link),
         )
         .route("/api/v1/notify/acks", get(notify_api::get_acks))
         .route(

@@ -581,8 +581,63 @@ pub(crate) async fn post_ack(State(st): State<AppState>, body: axum::body::Bytes
     }
 }
 
+/// Escapes text for HTML element content and attribute values.
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small HTML page for a person holding an ack link (on a phone, from an
+/// SMS, perhaps). The URL carries the link's token: no caching, and no
+/// `Referer` to other sites.
+fn ack_page(code: StatusCode, title: &str, body: &str) -> Response {
+    (
+        code,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+             <meta name=\"robots\" content=\"noindex\">\n<title>{title} - vigil</title>\n</head>\n\
+             <body style=\"font-family: sans-serif; max-width: 40em; margin: 2em auto; padding: 0 1em\">\n\
+             <h1>{title}</h1>\n{body}</body>\n</html>\n"
+        ),
+    )
+        .into_response()
+}
+
+fn ack_error_page(e: &vigil_notify::AckError) -> Response {
+    ack_page(
+        StatusCode::NOT_FOUND,
+        "Cannot acknowledge",
+        &format!(
+            "<p>{}. The alerts may have resolved, or the link is not from this vigil.</p>\n",
+            html_escape(&e.to_string())
+        ),
+    )
+}
+
 /// `GET /api/v1/notify/ack/{group}/{token}`: the link in notifications.
-pub(crate) async fn ack_link(
+/// A GET acknowledges nothing: chat apps fetch links to preview them
+/// (Slack unfurls), and mail scanners follow them. It shows the group and
+/// a form that POSTs to the same URL, which acknowledges ([`ack_link`]).
+/// The link's signed token is its credential: with authentication on,
+/// these two routes need no login (`auth::access_for`). `?by=` fills in
+/// the name.
+pub(crate) async fn ack_link_page(
     State(st): State<AppState>,
     Path((group, token)): Path<(String, String)>,
     Query(q): Pairs,
@@ -591,27 +646,93 @@ pub(crate) async fn ack_link(
         Ok(n) => n,
         Err(r) => return r,
     };
+    let Some(g) = n
+        .groups(&AlertFilter::default())
+        .into_iter()
+        .find(|g| g.id == group)
+    else {
+        return ack_error_page(&vigil_notify::AckError::NoGroup(group));
+    };
+    if !n.verify_ack_token(&g.key, &token) {
+        return ack_error_page(&vigil_notify::AckError::BadToken);
+    }
+    let labels: Vec<String> = g
+        .labels
+        .iter()
+        .map(|l| format!("{}=\"{}\"", l.name, l.value))
+        .collect();
+    let alerts: Vec<String> = g
+        .alerts
+        .iter()
+        .map(|a| {
+            let name = a.alert.labels.get("alertname").unwrap_or("(no alertname)");
+            match a.alert.annotations.get("summary") {
+                Some(s) => format!("<li>{}: {}</li>", html_escape(name), html_escape(s)),
+                None => format!("<li>{}</li>", html_escape(name)),
+            }
+        })
+        .collect();
+    let mut body = format!(
+        "<p>Group <code>{{{}}}</code>, receiver {}, {} firing alert{}:</p>\n<ul>\n{}\n</ul>\n",
+        html_escape(&labels.join(", ")),
+        html_escape(&g.receiver),
+        g.alerts.len(),
+        if g.alerts.len() == 1 { "" } else { "s" },
+        alerts.join("\n"),
+    );
+    if let Some(e) = &g.escalation {
+        body.push_str(&format!(
+            "<p>Escalation {}: level {} since {}.</p>\n",
+            html_escape(&e.policy),
+            e.level,
+            rfc3339(e.since)
+        ));
+    }
+    if g.acked {
+        body.push_str("<p><strong>Already acknowledged.</strong></p>\n");
+    }
     let by = q
         .iter()
         .find(|(k, _)| k == "by")
-        .map_or_else(|| "ack link".to_string(), |(_, v)| v.clone());
-    match n.ack_with_token(
-        &group,
-        &token,
-        by,
-        "acknowledged from a notification link".into(),
-    ) {
-        Ok(a) => (
+        .map_or("", |(_, v)| v.as_str());
+    body.push_str(&format!(
+        "<form method=\"post\">\n\
+         <p><label>Your name<br><input name=\"by\" value=\"{}\" autocomplete=\"name\"></label></p>\n\
+         <p><label>Comment<br><input name=\"comment\"></label></p>\n\
+         <p><button type=\"submit\">Acknowledge</button></p>\n</form>\n",
+        html_escape(by)
+    ));
+    ack_page(StatusCode::OK, "Acknowledge alerts", &body)
+}
+
+/// `POST /api/v1/notify/ack/{group}/{token}`: acknowledges the group of
+/// an ack link, with `by` and `comment` from the form [`ack_link_page`]
+/// shows (or the query string); answers with a page saying so.
+pub(crate) async fn ack_link(
+    State(st): State<AppState>,
+    Path((group, token)): Path<(String, String)>,
+    form: crate::api::Params,
+) -> Response {
+    let n = match notifier(&st) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let field = |k: &str| form.get(k).map(str::trim).filter(|v| !v.is_empty());
+    let by = field("by").unwrap_or("ack link").to_string();
+    let comment = field("comment")
+        .unwrap_or("acknowledged from a notification link")
+        .to_string();
+    match n.ack_with_token(&group, &token, by, comment) {
+        Ok(a) => ack_page(
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            format!(
-                "Acknowledged by {} at {}. Escalation stopped.\n",
-                a.by,
+            "Acknowledged",
+            &format!(
+                "<p>Acknowledged by {} at {}. Escalation stopped.</p>\n",
+                html_escape(&a.by),
                 rfc3339(a.at)
             ),
-        )
-            .into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")).into_response(),
+        ),
+        Err(e) => ack_error_page(&e),
     }
 }
 

@@ -38,7 +38,8 @@ const ROUTES: &[(&str, &str, Need)] = &[
     ("GET", "/api/v2/status", Need::Read),
     ("GET", "/api/v2/receivers", Need::Read),
     ("POST", "/api/v1/notify/ack", Need::Admin),
-    ("GET", "/api/v1/notify/ack/g/t", Need::Admin),
+    ("GET", "/api/v1/notify/ack/g/t", Need::Signed),
+    ("POST", "/api/v1/notify/ack/g/t", Need::Signed),
     ("GET", "/api/v1/notify/acks", Need::Read),
     ("DELETE", "/api/v1/notify/acks/1", Need::Admin),
     ("GET", "/api/v1/notify/escalations", Need::Read),
@@ -80,6 +81,9 @@ enum Need {
     Read,
     Admin,
     Write,
+    /// No credentials needed: the request carries its own (an ack link's
+    /// signed token, which the handler checks).
+    Signed,
 }
 
 const READ_TOKEN: &str = "read-token-0123456789";
@@ -242,13 +246,18 @@ fn every_route_needs_the_right_role() {
     let viewer = Who::Basic("viewer", "viewer-pw");
     for &(method, path, need) in ROUTES {
         // Nobody: refused everywhere, the health endpoints included
-        // (they are not opened in this file).
+        // (they are not opened in this file), but for ack links.
         let (st, _, h) = s.call(method, path, Who::Nobody);
-        assert_eq!(st, 401, "{method} {path} without credentials");
-        assert!(
-            h.get("www-authenticate").is_some(),
-            "{method} {path}: a browser is asked to log in"
-        );
+        if need == Need::Signed {
+            // The handler checks the link (here: no notifier, 503).
+            assert!(!refused(st), "{method} {path} without credentials: {st}");
+        } else {
+            assert_eq!(st, 401, "{method} {path} without credentials");
+            assert!(
+                h.get("www-authenticate").is_some(),
+                "{method} {path}: a browser is asked to log in"
+            );
+        }
         assert_eq!(
             h.get("x-frame-options").map(|v| v.to_str().unwrap()),
             Some("deny")
@@ -263,7 +272,7 @@ fn every_route_needs_the_right_role() {
             (Who::Bearer(ADMIN_TOKEN), true),
             (
                 Who::Bearer(WRITE_TOKEN),
-                need == Need::Write || need == Need::Health,
+                matches!(need, Need::Write | Need::Health | Need::Signed),
             ),
         ] {
             let (st, body, _) = s.call(method, path, who);
@@ -276,7 +285,18 @@ fn every_route_needs_the_right_role() {
     }
     // The refusals were counted by reason.
     let missing = s.metric("vigil_http_auth_failures_total{reason=\"missing_credentials\"}");
-    assert!(missing >= ROUTES.len() as f64, "{missing}");
+    let closed = ROUTES.iter().filter(|r| r.2 != Need::Signed).count();
+    assert!(missing >= closed as f64, "{missing}");
+    // Credentials sent to an ack link must still be right.
+    assert_eq!(
+        s.call(
+            "POST",
+            "/api/v1/notify/ack/g/t",
+            Who::Basic("alice", "wrong")
+        )
+        .0,
+        401
+    );
     let forbidden = s.metric("vigil_http_auth_failures_total{reason=\"forbidden\"}");
     assert!(forbidden > 0.0);
     let before = s.metric("vigil_http_auth_failures_total{reason=\"bad_password\"}");
@@ -324,6 +344,17 @@ fn every_route_needs_the_right_role() {
             .iter()
             .all(|l| l["ts"].as_str().is_some_and(|t| t.ends_with('Z'))));
     }
+    // Ack links: audited when POSTed (a GET only shows a form), as the
+    // user who sent credentials, or as `anonymous` via the link.
+    let links: Vec<_> = lines.iter().filter(|l| l["action"] == "ack_link").collect();
+    assert!(links.iter().all(|l| l["method"] == "POST"), "{audit}");
+    assert!(
+        links
+            .iter()
+            .any(|l| l["who"] == "anonymous" && l["via"] == "link"),
+        "{audit}"
+    );
+    assert!(links.iter().any(|l| l["who"] == "alice"), "{audit}");
     let delete = lines
         .iter()
         .find(|l| l["action"] == "delete_series")

@@ -2,9 +2,11 @@
 //! reads it: each group's `key` (for the history), and with `pending=true`
 //! the rule engine's pending alerts placed in the groups the notifier's
 //! routing tree would put them in. `notify: {file: ...}` and its reloads.
+//! The ack link of a real notification, opened and submitted.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -24,6 +26,82 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
     let v = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
     (status, v)
+}
+
+/// One request with extra headers and a body: (status, head, body).
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").expect("a response head");
+    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
+    (
+        head[9..12].parse().unwrap(),
+        head.to_string(),
+        body.to_string(),
+    )
+}
+
+/// An HTTP server on 127.0.0.1 (an SMS gateway, say) that answers 200 and
+/// keeps the body of every request.
+fn sink() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            g.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&body).into_owned());
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (port, got)
+}
+
+/// Waits (up to 30 s) for the sink's first request body.
+fn first_body(got: &Mutex<Vec<String>>) -> String {
+    let t = Instant::now();
+    loop {
+        if let Some(b) = got.lock().unwrap().first() {
+            return b.clone();
+        }
+        assert!(t.elapsed() < Duration::from_secs(30), "nothing sent");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 const RULES: &str = "groups:
@@ -257,6 +335,140 @@ fn notify_file_loads_and_a_bad_reload_keeps_the_old_one() {
     in_force(
         second,
         serde_json::json!([{"name": "team"}, {"name": "oncall"}]),
+    );
+
+    let _ = rt.block_on(server.shutdown());
+}
+
+/// The ack link of a real notification, on a server with authentication
+/// on. The SMS carries the link; opening it (a GET, as a chat app's link
+/// preview does too) shows a form and acknowledges nothing; the form's
+/// POST acknowledges without a login, the signed token being the
+/// credential, and the ack shows in `/api/v1/notify/acks` and
+/// `/api/v1/alerts`. The POST is audited; a wrong token is refused.
+#[test]
+fn the_ack_link_of_a_notification_acknowledges_on_post_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, got) = sink();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - alert: Down\n    expr: vector(1)\n    \
+         labels: {severity: critical}\n    annotations: {summary: db <down>}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rule_files: [rules.yml]\nnotify:\n  route:\n    receiver: pager\n    group_by: [alertname]\n    \
+             group_wait: 0s\n  receivers:\n    - name: pager\n      sms_configs:\n        \
+             - url: http://127.0.0.1:{gateway}/send\n          to: ['+15550001111']\n"
+        ),
+    )
+    .unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  alice: {}\n",
+            bcrypt::hash("alice-pw", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            config: vigil_server::config::Config::load(&cfg).unwrap(),
+            config_file: Some(cfg.clone()),
+            web_config_file: Some(web),
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    let a = server.addr();
+    // alice:alice-pw
+    let alice = [("Authorization", "Basic YWxpY2U6YWxpY2UtcHc=")];
+    let as_alice = |path: &str| {
+        let (code, _, body) = request(a, "GET", path, &alice, "");
+        assert_eq!(code, 200, "{path}: {body}");
+        serde_json::from_str::<Value>(&body).unwrap()
+    };
+
+    // The SMS gateway's JSON: the default message ends in the link.
+    let sms: Value = serde_json::from_str(&first_body(&got)).unwrap();
+    let message = sms["message"].as_str().unwrap();
+    let url = message.split("Ack: ").nth(1).expect("an ack link");
+    let path = url
+        .strip_prefix(&format!("http://{a}"))
+        .unwrap_or_else(|| panic!("{message}"));
+    assert!(path.starts_with("/api/v1/notify/ack/"), "{path}");
+
+    // Opening it: a page with the group and a form, no credentials needed.
+    let (code, head, page) = request(a, "GET", path, &[], "");
+    assert_eq!(code, 200, "{page}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    assert!(page.contains("<form method=\"post\">"), "{page}");
+    assert!(page.contains("alertname=&quot;Down&quot;"), "{page}");
+    assert!(page.contains("db &lt;down&gt;"), "{page}");
+    assert_eq!(as_alice("/api/v1/notify/acks"), serde_json::json!([]));
+    let (_, _, page) = request(a, "GET", &format!("{path}?by=carol"), &[], "");
+    assert!(page.contains("name=\"by\" value=\"carol\""), "{page}");
+    // A wrong token shows no form and acknowledges nothing.
+    let bad = format!(
+        "{}{}",
+        &path[..path.len() - 1],
+        if path.ends_with('0') { '1' } else { '0' }
+    );
+    for method in ["GET", "POST"] {
+        let (code, _, page) = request(a, method, &bad, &[], "");
+        assert_eq!(code, 404, "{method}: {page}");
+        assert!(page.contains("invalid acknowledgement token"), "{page}");
+    }
+    // The JSON ack API still needs a login.
+    let (code, _, _) = request(a, "POST", "/api/v1/notify/ack", &[], "{}");
+    assert_eq!(code, 401);
+
+    // Submitting the form acknowledges.
+    let (code, _, page) = request(
+        a,
+        "POST",
+        path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        "by=carol&comment=on+my+way",
+    );
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("Acknowledged by carol"), "{page}");
+    let acks = as_alice("/api/v1/notify/acks");
+    assert_eq!(acks.as_array().unwrap().len(), 1, "{acks}");
+    assert_eq!(acks[0]["by"], "carol");
+    assert_eq!(acks[0]["comment"], "on my way");
+    assert_eq!(acks[0]["kind"], "group");
+    assert_eq!(acks[0]["target"], "{}:{alertname=\"Down\"}");
+    let alerts = as_alice("/api/v1/alerts");
+    let down = &alerts["data"]["alerts"][0];
+    assert_eq!(down["labels"]["alertname"], "Down", "{alerts}");
+    assert_eq!(down["ack"]["by"], "carol", "{alerts}");
+    let (_, _, page) = request(a, "GET", path, &[], "");
+    assert!(page.contains("Already acknowledged"), "{page}");
+
+    // Audited once, for the POST that acknowledged.
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.log")).unwrap();
+    let links: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["action"] == "ack_link" && l["status"] == 200)
+        .collect();
+    assert_eq!(links.len(), 1, "{audit}");
+    assert_eq!(
+        (&links[0]["who"], &links[0]["via"]),
+        (&"anonymous".into(), &"link".into())
     );
 
     let _ = rt.block_on(server.shutdown());

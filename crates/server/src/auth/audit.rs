@@ -21,7 +21,8 @@ pub struct Entry<'a> {
     /// A user or token name; `anonymous` without authentication;
     /// `signal` for SIGHUP.
     pub who: &'a str,
-    /// `basic`, `bearer`, `none` or `signal`.
+    /// `basic`, `bearer`, `none`, `signal`, or `link` for an ack link
+    /// used without credentials (its signed token is the credential).
     pub via: &'a str,
     /// The client's address, if known.
     pub remote: &'a str,

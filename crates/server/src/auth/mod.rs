@@ -45,6 +45,11 @@ pub enum Access {
     Admin,
     /// The `remote_write` role (or `admin`).
     Write,
+    /// No credentials: the request carries its own, checked by the handler
+    /// (the signed token of an ack link, which a person opens from an SMS
+    /// or a chat message without logging in). Credentials that are sent
+    /// must still be valid, and then name who acted in the audit log.
+    Signed,
 }
 
 /// The access a request needs; `path` is without the route prefix.
@@ -58,8 +63,9 @@ pub fn access_for(method: &Method, path: &str) -> Access {
         p if p.starts_with("/api/v1/admin/") => Access::Admin,
         p if p.starts_with("/api/v2/silence/") && mutating => Access::Admin,
         p if p.starts_with("/api/v1/notify/acks/") && mutating => Access::Admin,
-        // An ack link acknowledges (GET included: it is clicked).
-        p if p.starts_with("/api/v1/notify/ack/") => Access::Admin,
+        // An ack link: its token is the credential. GET shows a form,
+        // POST acknowledges.
+        p if p.starts_with("/api/v1/notify/ack/") => Access::Signed,
         _ => Access::Read,
     }
 }
@@ -79,7 +85,7 @@ pub fn audit_action(method: &Method, path: &str) -> Option<&'static str> {
         "/api/v1/notify/ack" if mutating => "ack",
         p if p.starts_with("/api/v2/silence/") && *method == Method::DELETE => "silence_expire",
         p if p.starts_with("/api/v1/notify/acks/") && *method == Method::DELETE => "ack_remove",
-        p if p.starts_with("/api/v1/notify/ack/") => "ack_link",
+        p if p.starts_with("/api/v1/notify/ack/") && mutating => "ack_link",
         _ => return None,
     })
 }
@@ -124,7 +130,8 @@ impl Failure {
 pub struct Principal {
     /// A user or token name; `anonymous` without authentication.
     pub name: String,
-    /// `basic`, `bearer` or `none`.
+    /// `basic`, `bearer`, `none`, or `link` (an ack link without
+    /// credentials).
     pub via: &'static str,
 }
 
@@ -402,6 +409,7 @@ fn allowed(role: Role, access: Access) -> bool {
         Access::Read => matches!(role, Role::Read | Role::Admin),
         Access::Admin => role == Role::Admin,
         Access::Write => matches!(role, Role::RemoteWrite | Role::Admin),
+        Access::Signed => true,
     }
 }
 
@@ -462,11 +470,14 @@ pub async fn guard(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             req.uri().query().unwrap_or("").to_string(),
         )
     });
-    let principal = if c.auth_enabled() && !(access == Access::Health && c.open_health) {
-        match g
-            .authenticate(&c, req.headers().get(header::AUTHORIZATION).cloned())
-            .await
-        {
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
+    let principal = if access == Access::Signed && authorization.is_none() {
+        Principal {
+            name: "anonymous".into(),
+            via: "link",
+        }
+    } else if c.auth_enabled() && !(access == Access::Health && c.open_health) {
+        match g.authenticate(&c, authorization).await {
             Ok((p, role)) if allowed(role, access) => p,
             Ok((p, role)) => {
                 g.count(Failure::Forbidden);
@@ -536,7 +547,8 @@ mod tests {
             (&p, "/api/v2/silences", Access::Admin),
             (&d, "/api/v2/silence/abc", Access::Admin),
             (&p, "/api/v1/notify/ack", Access::Admin),
-            (&g, "/api/v1/notify/ack/g/t", Access::Admin),
+            (&g, "/api/v1/notify/ack/g/t", Access::Signed),
+            (&p, "/api/v1/notify/ack/g/t", Access::Signed),
             (&d, "/api/v1/notify/acks/1", Access::Admin),
             (&p, "/api/v2/alerts", Access::Admin),
             (&p, "/-/reload", Access::Admin),
