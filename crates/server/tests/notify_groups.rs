@@ -2,7 +2,8 @@
 //! reads it: each group's `key` (for the history), and with `pending=true`
 //! the rule engine's pending alerts placed in the groups the notifier's
 //! routing tree would put them in. `notify: {file: ...}` and its reloads.
-//! The ack link of a real notification, opened and submitted.
+//! The ack link of a real notification, opened and submitted; `templates:`
+//! files used by a receiver's text.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -471,5 +472,61 @@ fn the_ack_link_of_a_notification_acknowledges_on_post_only() {
         (&"anonymous".into(), &"link".into())
     );
 
+    let _ = rt.block_on(server.shutdown());
+}
+
+/// `templates:` globs, relative to the configuration file: every matching
+/// file's `{{ define }}`s can be called from a receiver's text, and from
+/// each other; the gateway receives the rendered text.
+#[test]
+fn template_files_are_used_by_receiver_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gateway, got) = sink();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n- name: g\n  interval: 1s\n  rules:\n  - alert: Down\n    expr: vector(1)\n    \
+         labels: {severity: critical, service: db}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.tmpl"),
+        "{{ define \"page.what\" }}{{ .CommonLabels.alertname }} on {{ .CommonLabels.service }}{{ end }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.tmpl"),
+        "{{ define \"page\" }}PAGE {{ template \"page.what\" . }} ({{ .Alerts.Firing | len }} firing){{ end }}\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("vigil.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "rule_files: [rules.yml]\nnotify:\n  templates: ['*.tmpl']\n  route:\n    receiver: pager\n    \
+             group_wait: 0s\n  receivers:\n    - name: pager\n      sms_configs:\n        \
+             - url: http://127.0.0.1:{gateway}/send\n          to: ['+15550001111']\n          \
+             message: '{{{{ template \"page\" . }}}}'\n"
+        ),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    // The test runs in crates/server: the glob finds the files only when
+    // it is resolved against the configuration file's directory.
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().join("data"),
+            config: vigil_server::config::Config::load(&cfg).unwrap(),
+            config_file: Some(cfg.clone()),
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    let sms: Value = serde_json::from_str(&first_body(&got)).unwrap();
+    assert_eq!(sms["message"], "PAGE Down on db (1 firing)", "{sms}");
+    assert_eq!(sms["to"], "+15550001111");
     let _ = rt.block_on(server.shutdown());
 }
