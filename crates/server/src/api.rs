@@ -209,30 +209,6 @@ pub(crate) fn format_value(v: f64) -> String {
 }
 
 /// A tiny integer formatter (no `fmt` machinery on the hot path).
-mod itoa_buf {
-    pub(super) struct Buf([u8; 20]);
-
-    pub(super) fn new() -> Buf {
-        Buf([0; 20])
-    }
-
-    impl Buf {
-        pub(super) fn u64(&mut self, mut n: u64) -> &str {
-            let mut i = self.0.len();
-            loop {
-                i -= 1;
-                self.0[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            // Only ASCII digits were written.
-            std::str::from_utf8(&self.0[i..]).unwrap_or("0")
-        }
-    }
-}
-
 /// Appends finite `v` as Go's `FormatFloat(v, 'f', -1, 64)` (and Rust's
 /// `Display`) writes it: the shortest digits that round-trip, laid out
 /// without an exponent. The digits come from Ryū (shortest, and of the
@@ -241,6 +217,12 @@ mod itoa_buf {
 fn write_go_f(out: &mut Vec<u8>, v: f64) {
     let mut buf = ryu::Buffer::new();
     let s = buf.format_finite(v).as_bytes();
+    // Ryū lays out values from 1e-5 to 1e16 without an exponent, as Go
+    // does, except that it ends whole numbers in ".0".
+    if !s.contains(&b'e') {
+        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
+        return;
+    }
     let (neg, s) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
@@ -328,8 +310,8 @@ impl JsonOut {
         if neg {
             self.raw("-");
         }
-        let mut b = itoa_buf::new();
-        self.raw(b.u64(a / 1000));
+        let mut b = itoa::Buffer::new();
+        self.raw(b.format(a / 1000));
         let mut frac = a % 1000;
         if frac != 0 {
             let mut digits = 3;
@@ -338,10 +320,9 @@ impl JsonOut {
                 digits -= 1;
             }
             self.raw(".");
-            let s = b.u64(frac);
+            let s = b.format(frac);
             let pad = digits - s.len();
             self.0.extend(std::iter::repeat_n(b'0', pad));
-            let s = b.u64(frac);
             self.raw(s);
         }
     }
