@@ -23,6 +23,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -233,6 +234,93 @@ impl Default for GlobalConfig {
             rocketchat_token_id: None,
             rocketchat_token_id_file: None,
         }
+    }
+}
+
+impl GlobalConfig {
+    /// Joins the relative paths of the section (every `*_file`, and those
+    /// in `http_config` and `smtp_tls_config`) onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for f in [
+            &mut self.smtp_auth_password_file,
+            &mut self.smtp_auth_secret_file,
+            &mut self.slack_api_url_file,
+            &mut self.opsgenie_api_key_file,
+            &mut self.victorops_api_key_file,
+            &mut self.rocketchat_token_file,
+            &mut self.rocketchat_token_id_file,
+        ] {
+            resolve_path(base, f);
+        }
+        for tree in [&mut self.http_config, &mut self.smtp_tls_config]
+            .into_iter()
+            .flatten()
+        {
+            resolve_tree_paths(base, tree);
+        }
+    }
+}
+
+/// A configuration field holding a path (or paths), for [`resolve_path`].
+pub(crate) trait PathField {
+    /// Joins the path(s) onto `base` when relative.
+    fn join_onto(&mut self, base: &Path);
+}
+
+impl PathField for PathBuf {
+    fn join_onto(&mut self, base: &Path) {
+        if self.is_relative() && !self.as_os_str().is_empty() {
+            *self = base.join(&*self);
+        }
+    }
+}
+
+impl PathField for String {
+    fn join_onto(&mut self, base: &Path) {
+        if Path::new(self.as_str()).is_relative() && !self.is_empty() {
+            *self = base.join(self.as_str()).to_string_lossy().into_owned();
+        }
+    }
+}
+
+impl<T: PathField> PathField for Option<T> {
+    fn join_onto(&mut self, base: &Path) {
+        if let Some(p) = self {
+            p.join_onto(base);
+        }
+    }
+}
+
+impl<T: PathField> PathField for Vec<T> {
+    fn join_onto(&mut self, base: &Path) {
+        for p in self {
+            p.join_onto(base);
+        }
+    }
+}
+
+/// Makes a relative path absolute against `base`, the directory of the
+/// file it was read from, as Alertmanager's `JoinDir` does; absolute and
+/// empty paths stay as they are.
+pub(crate) fn resolve_path(base: &Path, field: &mut impl PathField) {
+    field.join_onto(base);
+}
+
+/// Resolves, in a configuration kept as a tree (`global.http_config`),
+/// every string under a key ending in `_file`: in Prometheus's HTTP client
+/// configuration those are all paths.
+fn resolve_tree_paths(base: &Path, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m.iter_mut() {
+                match v {
+                    serde_json::Value::String(s) if k.ends_with("_file") => resolve_path(base, s),
+                    _ => resolve_tree_paths(base, v),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|v| resolve_tree_paths(base, v)),
+        _ => {}
     }
 }
 
@@ -572,6 +660,18 @@ impl Config {
         Ok(())
     }
 
+    /// Joins every relative path of the configuration (`templates`, the
+    /// `global` and receiver `*_file` keys, CA files) onto `base`, the
+    /// directory of the file it was read from, as Alertmanager does; call
+    /// it once when loading. Absolute paths stay as they are.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.templates);
+        self.global.resolve_paths(base);
+        for r in &mut self.receivers {
+            r.resolve_paths(base);
+        }
+    }
+
     /// All named time intervals (`time_intervals` and the deprecated
     /// `mute_time_intervals`).
     pub fn all_time_intervals(&self) -> impl Iterator<Item = &NamedTimeInterval> {
@@ -726,6 +826,104 @@ escalations:
             r.routes[1].all_matchers().unwrap().to_string(),
             r#"{env=~"prod|staging",service="files"}"#
         );
+    }
+
+    #[test]
+    fn relative_paths_are_joined_onto_the_base_directory() {
+        let mut c = parse(
+            r#"
+global:
+  smtp_auth_password_file: smtp.pass
+  slack_api_url_file: /abs/slack.url
+  opsgenie_api_key_file: opsgenie.key
+  http_config:
+    bearer_token_file: global.token
+    tls_config: {ca_file: /abs/global-ca.pem, cert_file: client.pem}
+    oauth2: {client_secret_file: oauth.secret, tls_config: {key_file: client.key}}
+    proxy_url: http://proxy:3128
+  smtp_tls_config: {ca_file: smtp-ca.pem}
+templates: ['*.tmpl', /etc/am/*.tmpl]
+route: {receiver: r}
+receivers:
+  - name: r
+    webhook_configs:
+      - url_file: hook.url
+        http_config:
+          basic_auth: {username: u, password_file: secrets/basic.pass}
+          tls_config: {ca_file: ca.pem}
+      - url_file: /abs/hook.url
+        http_config:
+          authorization: {credentials_file: creds}
+    slack_configs:
+      - api_url_file: slack.url
+        http_config: {bearer_token_file: slack.token}
+    email_configs:
+      - to: a@example.com
+        auth_password_file: mail.pass
+        auth_secret_file: /abs/mail.secret
+        tls_config: {ca_file: ../mail-ca.pem}
+    sms_configs:
+      - preset: twilio
+        url_file: sms.url
+        auth_token_file: twilio.token
+        to: ['+1']
+"#,
+        )
+        .unwrap();
+        let base = Path::new("/etc/vigil/am");
+        c.resolve_paths(base);
+        let at = |p: &str| Some(base.join(p));
+        let abs = |p: &str| Some(PathBuf::from(p));
+        let s = |p: &str| Some(base.join(p).to_string_lossy().into_owned());
+
+        assert_eq!(c.templates, ["/etc/vigil/am/*.tmpl", "/etc/am/*.tmpl"]);
+        let g = &c.global;
+        assert_eq!(g.smtp_auth_password_file, s("smtp.pass"));
+        assert_eq!(g.slack_api_url_file.as_deref(), Some("/abs/slack.url"));
+        assert_eq!(g.opsgenie_api_key_file, s("opsgenie.key"));
+        assert_eq!(
+            g.http_config,
+            Some(serde_json::json!({
+                "bearer_token_file": "/etc/vigil/am/global.token",
+                "tls_config": {
+                    "ca_file": "/abs/global-ca.pem",
+                    "cert_file": "/etc/vigil/am/client.pem",
+                },
+                "oauth2": {
+                    "client_secret_file": "/etc/vigil/am/oauth.secret",
+                    "tls_config": {"key_file": "/etc/vigil/am/client.key"},
+                },
+                "proxy_url": "http://proxy:3128",
+            }))
+        );
+        assert_eq!(
+            g.smtp_tls_config,
+            Some(serde_json::json!({"ca_file": "/etc/vigil/am/smtp-ca.pem"}))
+        );
+
+        let r = &c.receivers[0];
+        let w = &r.webhook_configs[0];
+        assert_eq!(w.url_file, at("hook.url"));
+        let h = w.http_config.as_ref().unwrap();
+        let basic = h.basic_auth.as_ref().unwrap();
+        assert_eq!(basic.password_file, at("secrets/basic.pass"));
+        assert_eq!(h.tls_config.as_ref().unwrap().ca_file, at("ca.pem"));
+        let w = &r.webhook_configs[1];
+        assert_eq!(w.url_file, abs("/abs/hook.url"));
+        let auth = w.http_config.as_ref().unwrap().authorization.as_ref();
+        assert_eq!(auth.unwrap().credentials_file, at("creds"));
+        let sl = &r.slack_configs[0];
+        assert_eq!(sl.api_url_file, at("slack.url"));
+        let h = sl.http_config.as_ref().unwrap();
+        assert_eq!(h.bearer_token_file, at("slack.token"));
+        let e = &r.email_configs[0];
+        assert_eq!(e.auth_password_file, at("mail.pass"));
+        assert_eq!(e.auth_secret_file, abs("/abs/mail.secret"));
+        let tls = e.tls_config.as_ref().unwrap();
+        assert_eq!(tls.ca_file, at("../mail-ca.pem"));
+        let sms = &r.sms_configs[0];
+        assert_eq!(sms.url_file, at("sms.url"));
+        assert_eq!(sms.auth_token_file, at("twilio.token"));
     }
 
     #[test]

@@ -254,6 +254,47 @@ async fn webhook_url_file_and_timeout() {
 }
 
 #[tokio::test]
+async fn webhook_files_relative_to_the_config_directory() {
+    let (addr, s) = sink().await;
+    // The notify configuration's directory, which is not the working
+    // directory (cargo runs tests in the crate's directory).
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = std::env::current_dir().unwrap();
+    assert_ne!(cwd, dir.path());
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(
+        dir.path().join("vigil-test-hook.url"),
+        format!("http://{addr}/relative-url-file\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("secrets/hook.token"), "t0ken\n").unwrap();
+    let yaml = "route: {receiver: r}\nreceivers:\n  - name: r\n    webhook_configs:\n      \
+                - url_file: vigil-test-hook.url\n        http_config: \
+                {bearer_token_file: secrets/hook.token}\n";
+    let mut cfg: vigil_notify::Config = serde_yaml_ng::from_str(yaml).unwrap();
+    cfg.validate().unwrap();
+
+    // As written, the paths are relative to the working directory, where
+    // the files are not: sending fails.
+    let w = only(receivers::build(&cfg.receivers[0]).unwrap());
+    let e = w.notify(&data("critical")).await.unwrap_err();
+    assert!(e.message.contains("vigil-test-hook.url"), "{e:?}");
+    assert!(s.reqs.lock().unwrap().is_empty());
+
+    // Resolved against the configuration's directory when loaded, they
+    // are read from there.
+    cfg.resolve_paths(dir.path());
+    let wc = &cfg.receivers[0].webhook_configs[0];
+    assert_eq!(wc.url_file, Some(dir.path().join("vigil-test-hook.url")));
+    let w = only(receivers::build(&cfg.receivers[0]).unwrap());
+    w.notify(&data("critical")).await.unwrap();
+    let reqs = s.reqs.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].path, "/relative-url-file");
+    assert_eq!(reqs[0].headers["authorization"], "Bearer t0ken");
+}
+
+#[tokio::test]
 async fn slack_attachment_and_severity_colours() {
     let (addr, s) = sink().await;
     let sl = only(build(&format!(

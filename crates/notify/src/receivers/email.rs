@@ -5,7 +5,7 @@
 //! `multipart/alternative` message.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use vigil_template::TemplateSet;
 use super::data::View;
 use super::http::{SecretSource, TlsConfig};
 use super::{check_template, de_opt_duration, render, BuildContext, BuildError, Secret};
+use crate::config::resolve_path;
 use crate::types::{Integration, NotificationData, NotifyError, NotifyFuture};
 
 /// One `email_configs` entry (Alertmanager's keys; `to`, `from`, `html`,
@@ -87,6 +88,18 @@ pub struct EmailConfig {
     /// The SMTP session timeout (none by default).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+}
+
+impl EmailConfig {
+    /// Joins the relative paths (`auth_password_file`, `auth_secret_file`,
+    /// `tls_config.ca_file`) onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.auth_password_file);
+        resolve_path(base, &mut self.auth_secret_file);
+        if let Some(t) = &mut self.tls_config {
+            t.resolve_paths(base);
+        }
+    }
 }
 
 /// An email integration.

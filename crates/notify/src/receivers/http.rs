@@ -17,6 +17,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use serde::Deserialize;
 
 use super::{BuildError, Secret};
+use crate::config::resolve_path;
 use crate::types::NotifyError;
 
 /// Prometheus's `basic_auth`.
@@ -92,6 +93,31 @@ pub struct HttpConfig {
     /// Whether HTTP/2 may be used (accepted; vigil speaks HTTP/1.1).
     #[serde(default)]
     pub enable_http2: Option<bool>,
+}
+
+impl TlsConfig {
+    /// Joins a relative `ca_file` onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.ca_file);
+    }
+}
+
+impl HttpConfig {
+    /// Joins the relative paths (`basic_auth.password_file`,
+    /// `authorization.credentials_file`, `bearer_token_file`,
+    /// `tls_config.ca_file`) onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if let Some(b) = &mut self.basic_auth {
+            resolve_path(base, &mut b.password_file);
+        }
+        if let Some(a) = &mut self.authorization {
+            resolve_path(base, &mut a.credentials_file);
+        }
+        resolve_path(base, &mut self.bearer_token_file);
+        if let Some(t) = &mut self.tls_config {
+            t.resolve_paths(base);
+        }
+    }
 }
 
 /// A secret given inline or read from a file at every use.

@@ -31,7 +31,7 @@
 //! webhooks and Slack are treated as secrets, as Alertmanager does).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,6 +107,25 @@ impl ReceiverConfig {
             email_configs: Vec::new(),
             sms_configs: Vec::new(),
             unsupported: Vec::new(),
+        }
+    }
+
+    /// Joins the relative paths of every integration (`url_file`,
+    /// `api_url_file`, `auth_password_file`, `http_config` and
+    /// `tls_config` files, ...) onto `base`; see
+    /// [`crate::Config::resolve_paths`].
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for c in &mut self.webhook_configs {
+            c.resolve_paths(base);
+        }
+        for c in &mut self.slack_configs {
+            c.resolve_paths(base);
+        }
+        for c in &mut self.email_configs {
+            c.resolve_paths(base);
+        }
+        for c in &mut self.sms_configs {
+            c.resolve_paths(base);
         }
     }
 }

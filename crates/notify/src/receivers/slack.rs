@@ -1,7 +1,7 @@
 //! `slack_configs`: a message with one attachment, POSTed to a Slack
 //! incoming webhook (or `chat.postMessage` with a bearer token).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use super::data::View;
 use super::http::{read_file, Body, Client, HttpConfig};
 use super::webhook::check_url;
 use super::{check_template, de_opt_duration, render, BuildContext, BuildError, Secret};
+use crate::config::resolve_path;
 use crate::types::{Integration, NotificationData, NotifyError, NotifyFuture};
 
 /// A field of the attachment: title and value are templates.
@@ -106,6 +107,17 @@ pub struct SlackConfig {
     /// The request timeout (none by default).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+}
+
+impl SlackConfig {
+    /// Joins the relative paths (`api_url_file`, `http_config`'s files)
+    /// onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.api_url_file);
+        if let Some(h) = &mut self.http_config {
+            h.resolve_paths(base);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@
 //! form. The message is cut to `max_length` characters with an ellipsis.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use super::webhook::check_url;
 use super::{
     check_template, de_opt_duration, render, truncate_chars, BuildContext, BuildError, Secret,
 };
+use crate::config::resolve_path;
 use crate::types::{Integration, NotificationData, NotifyError, NotifyFuture};
 
 /// The request format of an SMS gateway.
@@ -113,6 +114,18 @@ pub struct SmsConfig {
     /// The request timeout (none by default).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+}
+
+impl SmsConfig {
+    /// Joins the relative paths (`url_file`, `auth_token_file`,
+    /// `http_config`'s files) onto `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.url_file);
+        resolve_path(base, &mut self.auth_token_file);
+        if let Some(h) = &mut self.http_config {
+            h.resolve_paths(base);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,6 @@
 //! `webhook_configs`: Alertmanager's version 4 JSON payload, POSTed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::data::View;
 use super::http::{read_file, Body, Client, HttpConfig};
 use super::{de_opt_duration, default_true, BuildContext, BuildError, Secret};
+use crate::config::resolve_path;
 use crate::types::{Integration, NotificationData, NotifyError, NotifyFuture};
 
 /// One `webhook_configs` entry (Alertmanager's keys).
@@ -33,6 +34,17 @@ pub struct WebhookConfig {
     /// The request timeout (none by default).
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub timeout: Option<Duration>,
+}
+
+impl WebhookConfig {
+    /// Joins the relative paths (`url_file`, `http_config`'s files) onto
+    /// `base`.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve_path(base, &mut self.url_file);
+        if let Some(h) = &mut self.http_config {
+            h.resolve_paths(base);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
