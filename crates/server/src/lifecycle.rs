@@ -206,7 +206,6 @@ impl Lifecycle {
                 let cfg = s.config.clone();
                 let dir = self.notify_dir.clone();
                 let url = self.external_url.clone();
-                let base = self.notify_base();
                 let n = tokio::task::spawn_blocking(move || {
                     let opts = vigil_notify::NotifierOptions {
                         core: vigil_notify::CoreOptions {
@@ -220,7 +219,7 @@ impl Lifecycle {
                         &dir,
                         Arc::new(vigil_notify::SystemClock),
                         opts,
-                        integration_factory(base),
+                        integration_factory(),
                     )
                 })
                 .await
@@ -245,15 +244,6 @@ impl Lifecycle {
                 Ok(())
             }
         }
-    }
-
-    /// The directory relative paths of the `notify:` section are resolved
-    /// against: the configuration file's.
-    fn notify_base(&self) -> PathBuf {
-        self.file
-            .as_ref()
-            .and_then(|f| f.parent())
-            .map_or_else(|| PathBuf::from("."), PathBuf::from)
     }
 
     /// vigil's own notifier, when configured.
@@ -334,8 +324,7 @@ impl Lifecycle {
             Ok(c) => match c.notify.as_ref().map(|s| s.config.clone()) {
                 None => Ok(c),
                 Some(cfg) => {
-                    let base = self.notify_base();
-                    match tokio::task::spawn_blocking(move || check_notify(&cfg, base))
+                    match tokio::task::spawn_blocking(move || check_notify(&cfg))
                         .await
                         .unwrap_or_else(|e| Err(format!("notify: check task failed: {e}")))
                     {
@@ -562,9 +551,9 @@ fn write_rule_metrics(groups: &[vigil_rules::Group], out: &mut String) {
 /// Builds what applying a `notify:` section builds (the routing tree and
 /// every receiver's integrations) and drops it: whether the section would
 /// apply. Reads files; call it off the async workers.
-fn check_notify(cfg: &vigil_notify::Config, base: PathBuf) -> Result<(), String> {
+fn check_notify(cfg: &vigil_notify::Config) -> Result<(), String> {
     vigil_notify::dispatch::Compiled::new(cfg.clone()).map_err(|e| format!("notify: {e}"))?;
-    let factory = integration_factory(base);
+    let factory = integration_factory();
     for rc in &cfg.receivers {
         factory(cfg, rc).map_err(|e| format!("notify: receiver {:?}: {e}", rc.name))?;
     }
@@ -572,21 +561,17 @@ fn check_notify(cfg: &vigil_notify::Config, base: PathBuf) -> Result<(), String>
 }
 
 /// Builds receiver integrations with Alertmanager's `global` defaults and
-/// the `templates:` files (relative to `base`, the configuration file's
-/// directory) on top of vigil's default templates.
-fn integration_factory(base: PathBuf) -> vigil_notify::IntegrationFactory {
+/// the `templates:` files on top of vigil's default templates. Relative
+/// paths were resolved when the configuration was loaded
+/// ([`vigil_notify::Config::resolve_paths`]).
+fn integration_factory() -> vigil_notify::IntegrationFactory {
     use vigil_notify::receivers::{build_with, BuildContext, ReceiverDefaults, Secret};
     Arc::new(
         move |cfg: &vigil_notify::Config, rc: &vigil_notify::receivers::ReceiverConfig| {
             let mut templates = vigil_template::TemplateSet::with_defaults();
             for t in &cfg.templates {
-                let pattern = if std::path::Path::new(t).is_absolute() {
-                    t.clone()
-                } else {
-                    base.join(t).to_string_lossy().into_owned()
-                };
                 templates
-                    .add_glob(&pattern)
+                    .add_glob(t)
                     .map_err(|e| format!("templates: {e}"))?;
             }
             let g = &cfg.global;
@@ -596,11 +581,11 @@ fn integration_factory(base: PathBuf) -> vigil_notify::IntegrationFactory {
                 smtp_smarthost: g.smtp_smarthost.clone(),
                 smtp_auth_username: g.smtp_auth_username.clone(),
                 smtp_auth_password: g.smtp_auth_password.clone().map(Secret::new),
-                smtp_auth_password_file: g.smtp_auth_password_file.as_ref().map(|p| base.join(p)),
+                smtp_auth_password_file: g.smtp_auth_password_file.as_ref().map(PathBuf::from),
                 smtp_auth_identity: g.smtp_auth_identity.clone(),
                 smtp_require_tls: g.smtp_require_tls,
                 slack_api_url: g.slack_api_url.clone().map(Secret::new),
-                slack_api_url_file: g.slack_api_url_file.as_ref().map(|p| base.join(p)),
+                slack_api_url_file: g.slack_api_url_file.as_ref().map(PathBuf::from),
                 http_config: match &g.http_config {
                     Some(v) => Some(
                         serde_json::from_value(v.clone())

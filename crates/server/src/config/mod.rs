@@ -398,7 +398,10 @@ impl Config {
 
         let notify = match raw.notify {
             None => None,
-            Some(v) => Some(parse_notify(v, base).map_err(|e| at("notify", e))?),
+            Some(v) => Some(
+                parse_notify(v, path.parent().filter(|d| !d.as_os_str().is_empty()))
+                    .map_err(|e| at("notify", e))?,
+            ),
         };
 
         Ok(Config {
@@ -497,8 +500,16 @@ fn find_name_line(text: &str, name: &str) -> Option<usize> {
 }
 
 /// Reads the `notify:` section: Alertmanager's schema inline, or
-/// `{file: path}` naming an `alertmanager.yml` (relative to `base`).
-fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, String> {
+/// `{file: path}` naming an `alertmanager.yml` (relative to `config_dir`,
+/// the configuration file's directory; `None`: the working directory).
+///
+/// Relative paths in the section (`templates`, every `*_file`, CA files)
+/// are made absolute here, once: against the notify file's directory, as
+/// Alertmanager resolves them, or `config_dir` for an inline section.
+fn parse_notify(
+    v: serde_yaml_ng::Value,
+    config_dir: Option<&Path>,
+) -> Result<NotifySection, String> {
     let file = match &v {
         serde_yaml_ng::Value::Mapping(m) if m.len() == 1 => m.get("file").map(|f| {
             f.as_str()
@@ -510,7 +521,7 @@ fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, S
     let (config, text) = match file {
         Some(f) => {
             let f = f?;
-            let path = base.join(&f);
+            let path = config_dir.unwrap_or(Path::new(".")).join(&f);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("notify.file {}: {e}", path.display()))?;
             let mut c: vigil_notify::Config = serde_yaml_ng::from_str(&text).map_err(|e| {
@@ -524,38 +535,23 @@ fn parse_notify(v: serde_yaml_ng::Value, base: &Path) -> Result<NotifySection, S
                     strip_location(&e.to_string())
                 )
             })?;
-            // Relative paths in the file are relative to its directory, as
-            // Alertmanager resolves them; the server resolves what is still
-            // relative (inline sections) against this file's directory.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                resolve_notify_paths(&mut c, dir);
+                c.resolve_paths(dir);
             }
             (c, text)
         }
         None => {
             let text = serde_yaml_ng::to_string(&v).map_err(|e| e.to_string())?;
-            let c: vigil_notify::Config = serde_yaml_ng::from_value(v)
+            let mut c: vigil_notify::Config = serde_yaml_ng::from_value(v)
                 .map_err(|e| format!("notify: {}", strip_location(&e.to_string())))?;
+            if let Some(dir) = config_dir {
+                c.resolve_paths(dir);
+            }
             (c, text)
         }
     };
     config.validate().map_err(|e| format!("notify: {e}"))?;
     Ok(NotifySection { config, text })
-}
-
-/// Joins the relative file paths of a notify configuration that the server
-/// reads (`templates` globs, `global.smtp_auth_password_file`,
-/// `global.slack_api_url_file`) to `dir`.
-fn resolve_notify_paths(c: &mut vigil_notify::Config, dir: &Path) {
-    let join = |p: &mut String| {
-        if Path::new(p.as_str()).is_relative() {
-            *p = dir.join(p.as_str()).to_string_lossy().into_owned();
-        }
-    };
-    c.templates.iter_mut().for_each(join);
-    let g = &mut c.global;
-    g.smtp_auth_password_file.iter_mut().for_each(join);
-    g.slack_api_url_file.iter_mut().for_each(join);
 }
 
 /// serde_yaml_ng appends " at line L column C" to its messages; the error

@@ -252,6 +252,80 @@ fn rule_files_and_alertmanagers() {
 }
 
 #[test]
+fn notify_receiver_paths_are_relative_to_the_file_they_are_in() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir(d.path().join("am")).unwrap();
+    let receivers = "route: {receiver: team}
+receivers:
+  - name: team
+    webhook_configs:
+      - url_file: secrets/hook.url
+        http_config:
+          bearer_token_file: hook.token
+          tls_config: {ca_file: ca.pem}
+      - url_file: /etc/am/hook.url
+        http_config:
+          basic_auth: {username: u, password_file: /etc/am/basic.pass}
+    slack_configs:
+      - api_url_file: slack.url
+    email_configs:
+      - to: a@example.com
+        from: b@example.com
+        smarthost: smtp:587
+        auth_password_file: smtp.pass
+        tls_config: {ca_file: /etc/ssl/smtp-ca.pem}
+    sms_configs:
+      - preset: twilio
+        account_sid: AC1
+        auth_token_file: ../twilio.token
+        to: ['+1']
+";
+    std::fs::write(d.path().join("am/alertmanager.yml"), receivers).unwrap();
+    let cfg = d.path().join("vigil.yml");
+    let check = |base: &Path, n: &NotifySection| {
+        let r = &n.config.receivers[0];
+        let w = &r.webhook_configs[0];
+        assert_eq!(w.url_file, Some(base.join("secrets/hook.url")));
+        let h = w.http_config.as_ref().unwrap();
+        assert_eq!(h.bearer_token_file, Some(base.join("hook.token")));
+        let tls = h.tls_config.as_ref().unwrap();
+        assert_eq!(tls.ca_file, Some(base.join("ca.pem")));
+        // Absolute paths are left alone.
+        let w = &r.webhook_configs[1];
+        assert_eq!(w.url_file, Some(PathBuf::from("/etc/am/hook.url")));
+        let basic = w.http_config.as_ref().unwrap().basic_auth.as_ref();
+        assert_eq!(
+            basic.unwrap().password_file,
+            Some(PathBuf::from("/etc/am/basic.pass"))
+        );
+        let e = &r.email_configs[0];
+        assert_eq!(e.auth_password_file, Some(base.join("smtp.pass")));
+        let tls = e.tls_config.as_ref().unwrap();
+        assert_eq!(tls.ca_file, Some(PathBuf::from("/etc/ssl/smtp-ca.pem")));
+        assert_eq!(
+            r.slack_configs[0].api_url_file,
+            Some(base.join("slack.url"))
+        );
+        assert_eq!(
+            r.sms_configs[0].auth_token_file,
+            Some(base.join("../twilio.token"))
+        );
+    };
+
+    // From `notify: {file: ...}`: relative to that file's directory.
+    std::fs::write(&cfg, "notify: {file: am/alertmanager.yml}\n").unwrap();
+    let n = Config::load(&cfg).unwrap().notify.unwrap();
+    check(&d.path().join("am"), &n);
+    assert_eq!(n.text, receivers, "the text as written, for /api/v2/status");
+
+    // Inline: relative to the configuration file's directory.
+    let inline: String = receivers.lines().map(|l| format!("  {l}\n")).collect();
+    std::fs::write(&cfg, format!("notify:\n{inline}")).unwrap();
+    let n = Config::load(&cfg).unwrap().notify.unwrap();
+    check(d.path(), &n);
+}
+
+#[test]
 fn notify_file_is_read_relative_to_the_config_file() {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir(d.path().join("am")).unwrap();
@@ -280,15 +354,17 @@ fn notify_file_is_read_relative_to_the_config_file() {
         n.config.global.slack_api_url_file.as_deref(),
         Some(am_dir.join("slack.url").to_str().unwrap())
     );
-    // Inline, they stay as written (the server resolves them against the
-    // configuration file's directory).
+    // Inline, they are relative to the configuration file's directory.
     std::fs::write(
         &cfg,
         "notify:\n  route: {receiver: team}\n  receivers: [{name: team}]\n  templates: ['*.tmpl']\n",
     )
     .unwrap();
     let n = Config::load(&cfg).unwrap().notify.unwrap();
-    assert_eq!(n.config.templates, ["*.tmpl"]);
+    assert_eq!(
+        n.config.templates,
+        [d.path().join("*.tmpl").to_string_lossy().into_owned()]
+    );
 
     // A missing file names the section's line, the path it was looked
     // for at and why.
