@@ -57,7 +57,7 @@ fn print_compression() {
                 "exact"
             }
         );
-        let mut totals = [(0usize, 0usize); 2];
+        let mut totals = [(0usize, 0usize); Encoding::ALL.len()];
         for kind in Kind::ALL {
             let series = data(kind, jitter);
             let mut line = format!("    {:<28}", kind.name());

@@ -55,7 +55,7 @@ const RICE_WARM_CAP: u64 = 1 << 45;
 /// Largest Rice parameter.
 const K_MAX: u32 = 40;
 /// Decimal scales are `0..=MAX_SCALE` (a 4-bit field).
-const MAX_SCALE: usize = 15;
+pub(super) const MAX_SCALE: usize = 15;
 /// Largest integer magnitude of the decimal path: beyond 2^53 an `i64`
 /// no longer converts to `f64` exactly.
 const MAX_DECIMAL: f64 = 9_007_199_254_740_992.0;
@@ -63,7 +63,7 @@ const MAX_DECIMAL: f64 = 9_007_199_254_740_992.0;
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
 const ROUND_LIMIT: f64 = 2_251_799_813_685_248.0; // 2^51
 /// Powers of ten for the decimal scales; all exact in `f64`.
-const POW10: [f64; MAX_SCALE + 1] = [
+pub(super) const POW10: [f64; MAX_SCALE + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
 ];
 /// After a value that is no short decimal, XOR mode waits this many samples
@@ -208,21 +208,21 @@ fn read_low(r: &mut BitReader<'_>, q: u32, k: u32) -> Result<u64, Fault> {
 
 /// Writes `z` as a 6-bit length (minus one) and that many bits.
 #[inline]
-fn write_varlen(w: &mut BitWriter, z: u64) {
+pub(super) fn write_varlen(w: &mut BitWriter, z: u64) {
     let n = (64 - z.leading_zeros()).max(1);
     w.write(u64::from(n - 1), 6);
     w.write_long(z, n);
 }
 
 #[inline(always)]
-fn read_varlen(r: &mut BitReader<'_>) -> Result<u64, Fault> {
+pub(super) fn read_varlen(r: &mut BitReader<'_>) -> Result<u64, Fault> {
     let n = r.read(6)? as u32 + 1;
     Ok(r.read_long(n)?)
 }
 
 /// `n` if `v` is exactly `n / 10^scale` with `|n| <= 2^53`.
 #[inline(always)]
-fn decimal_at(v: f64, scale: usize) -> Option<i64> {
+pub(super) fn decimal_at(v: f64, scale: usize) -> Option<i64> {
     let p = POW10[scale & MAX_SCALE];
     let x = v * p;
     // Also rejects infinities.
@@ -243,7 +243,7 @@ fn decimal_at(v: f64, scale: usize) -> Option<i64> {
 }
 
 /// The smallest scale at which `v` is a decimal, and its integer.
-fn find_scale(v: f64) -> Option<(usize, i64)> {
+pub(super) fn find_scale(v: f64) -> Option<(usize, i64)> {
     if !v.is_finite() {
         return None;
     }
@@ -251,7 +251,7 @@ fn find_scale(v: f64) -> Option<(usize, i64)> {
 }
 
 #[inline(always)]
-fn decimal_value(n: i64, scale: usize) -> f64 {
+pub(super) fn decimal_value(n: i64, scale: usize) -> f64 {
     n as f64 / POW10[scale & MAX_SCALE]
 }
 

@@ -78,6 +78,26 @@ impl BitWriter {
         self.buf
     }
 
+    /// Drops every bit from bit `bits` on (`bits` must not cut into the
+    /// header), so the stream can be rewritten from there.
+    pub(crate) fn truncate(&mut self, bits: usize) {
+        debug_assert!(bits <= self.bit_len());
+        let end = self.bit_len().div_ceil(8);
+        let pos = bits >> 3;
+        let keep = (bits & 7) as u32;
+        let byte = if keep == 0 {
+            0
+        } else {
+            self.buf[pos] & (0xffu8 << (8 - keep))
+        };
+        // Bytes past the written bits must be zero for the next store.
+        self.buf[pos..end.max(pos + 1)].fill(0);
+        self.buf[pos] = byte;
+        self.pos = pos;
+        self.acc = u64::from(byte) << 56;
+        self.acc_bits = keep;
+    }
+
     /// Writes the low `n` bits of `v`, `1 <= n <= 56`. Higher bits of `v`
     /// are ignored.
     #[inline(always)]

@@ -54,6 +54,7 @@
 
 mod adaptive;
 mod bits;
+mod packed;
 #[cfg(test)]
 mod testdata;
 #[cfg(test)]
@@ -85,11 +86,15 @@ pub enum Encoding {
     /// otherwise.
     #[default]
     Adaptive = 2,
+    /// vigil's encoding for fast decoding: Adaptive's predictors, with the
+    /// prediction errors packed as fixed-width fields in blocks of 16
+    /// samples.
+    Packed = 3,
 }
 
 impl Encoding {
     /// Every encoding this version can read and write.
-    pub const ALL: [Encoding; 2] = [Encoding::Xor, Encoding::Adaptive];
+    pub const ALL: [Encoding; 3] = [Encoding::Xor, Encoding::Adaptive, Encoding::Packed];
 
     /// The byte stored at the start of a chunk.
     pub fn as_u8(self) -> u8 {
@@ -104,6 +109,7 @@ impl TryFrom<u8> for Encoding {
         match b {
             1 => Ok(Encoding::Xor),
             2 => Ok(Encoding::Adaptive),
+            3 => Ok(Encoding::Packed),
             other => Err(ChunkError::UnknownEncoding(other)),
         }
     }
@@ -213,6 +219,7 @@ impl Header {
 enum EncoderState {
     Xor(xor::Encoder),
     Adaptive(adaptive::Encoder),
+    Packed(packed::Encoder),
 }
 
 /// Builds a chunk by appending samples in time order.
@@ -236,6 +243,7 @@ impl ChunkEncoder {
         let state = match encoding {
             Encoding::Xor => EncoderState::Xor(xor::Encoder::new()),
             Encoding::Adaptive => EncoderState::Adaptive(adaptive::Encoder::new()),
+            Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
         };
         ChunkEncoder {
             // ~120 samples of typical data fit without reallocating.
@@ -256,6 +264,7 @@ impl ChunkEncoder {
         match &mut self.state {
             EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
             EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
+            EncoderState::Packed(e) => e.append(&mut self.w, self.count, t, v),
         }
         self.count += 1;
         self.w.set_header(1, &self.count.to_be_bytes());
@@ -268,6 +277,7 @@ impl ChunkEncoder {
         match self.state {
             EncoderState::Xor(_) => Encoding::Xor,
             EncoderState::Adaptive(_) => Encoding::Adaptive,
+            EncoderState::Packed(_) => Encoding::Packed,
         }
     }
 
@@ -302,6 +312,7 @@ impl ChunkEncoder {
 enum DecoderState {
     Xor(xor::Decoder),
     Adaptive(adaptive::Decoder),
+    Packed(packed::Decoder),
 }
 
 /// Samples decoded at a time by [`ChunkIter`].
@@ -357,6 +368,7 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
                 let state = match h.encoding {
                     Encoding::Xor => DecoderState::Xor(xor::Decoder::new()),
                     Encoding::Adaptive => DecoderState::Adaptive(adaptive::Decoder::new()),
+                    Encoding::Packed => DecoderState::Packed(packed::Decoder::new()),
                 };
                 (h.num_samples, state, None)
             }
@@ -412,6 +424,7 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
         let (n, fault) = match &mut self.state {
             DecoderState::Adaptive(d) => d.decode(&mut r, self.decoded, out),
             DecoderState::Xor(d) => d.decode(&mut r, self.decoded, out),
+            DecoderState::Packed(d) => d.decode(&mut r, self.decoded, out),
         };
         self.cursor = r.cursor();
         // n <= want <= total - decoded.

@@ -1,0 +1,957 @@
+//! Encoding 3, Packed: the Adaptive encoding's predictors (a running mean
+//! of the scrape interval, values as decimal integers with a running mean
+//! of their deltas), with the prediction errors stored as fixed-width
+//! fields in blocks of 16 samples instead of one variable-length code per
+//! sample.
+//!
+//! Decoding is what the format is for. A block's header gives both field
+//! widths, so every sample of the block starts at a known bit: one load
+//! per sample yields both fields, with no prefix to scan and no per-sample
+//! code parameter to update (the Adaptive decoder spends most of its time
+//! on exactly those two dependency chains). The price is a few bits per
+//! sample where one error in a block is much larger than the others.
+//!
+//! The encoder keeps a chunk decodable after every append: a sample whose
+//! errors do not fit the current block's widths (or whose value is no
+//! decimal at the block's scale) makes it rewrite the current block from
+//! its first sample with new parameters; a completed block is rewritten
+//! with narrower widths when that saves bits. The block's earlier samples
+//! are read back from the chunk itself, so the encoder holds no copy of
+//! them. The format is described in `docs/formats.md`.
+
+use super::adaptive::{
+    decimal_at, decimal_value, find_scale, read_varlen, write_varlen, MAX_SCALE, POW10,
+};
+use super::bits::{load_at, BitReader, BitWriter, Cursor, Tail};
+use super::{unzigzag, zigzag, Fault};
+
+/// Samples per block (the last block of a chunk may hold fewer).
+pub(crate) const BLOCK: u16 = 16;
+/// Samples before the first block (they have codes of their own).
+const FIRST: u16 = 2;
+/// Fraction bits of the interval and value-delta means.
+const T_FRAC: u32 = 4;
+const V_FRAC: u32 = 4;
+/// Errors of at most these magnitudes are never outliers of the
+/// predictors, so a block whose fields are at most `T_SAFE_BITS` /
+/// `V_SAFE_BITS` wide (errors in `-2^(w-1) ..= 2^(w-1) - 1`) needs no
+/// outlier check.
+const T_BIG_FLOOR: u64 = 1 << (T_SAFE_BITS - 1);
+const V_BIG_FLOOR: u64 = 1 << (V_SAFE_BITS - 1);
+const T_SAFE_BITS: u8 = 8;
+const V_SAFE_BITS: u8 = 17;
+/// Bits of a header that changes the parameters (flag, mode, fields).
+const HEADER_DECIMAL_BITS: u32 = 2 + 4 + 7 + 7;
+
+/// How the samples of a block are coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Params {
+    /// XOR of the value bits with the previous value's, instead of the
+    /// error of the decimal prediction.
+    xor: bool,
+    /// Decimal scale: values are `n / 10^scale`. XOR blocks keep the last
+    /// decimal block's scale.
+    scale: u8,
+    /// Width of the timestamp field (zigzag of the interval error).
+    wt: u8,
+    /// Width of the value field.
+    wv: u8,
+    /// XOR blocks: the value field is the XOR shifted right by `trail`.
+    trail: u8,
+}
+
+/// What both directions track to predict the next sample.
+#[derive(Debug, Clone, Copy)]
+struct State {
+    t: i64,
+    /// Mean interval, times 2^T_FRAC.
+    interval: i64,
+    /// The last interval error was an outlier.
+    t_jump: bool,
+    /// Decimal integer of the last decimal value.
+    n: i64,
+    /// Mean delta of `n`, times 2^V_FRAC.
+    avg: i64,
+    /// The last value error was an outlier.
+    v_jump: bool,
+    /// Bits of the last value.
+    vbits: u64,
+    p: Params,
+}
+
+/// `x * 10^k` (k > 0) or `x / 10^-k` (k < 0), wrapping.
+fn rescale(x: i64, k: i32) -> i64 {
+    let f = 10i64.wrapping_pow(k.unsigned_abs());
+    if k >= 0 {
+        x.wrapping_mul(f)
+    } else {
+        x / f
+    }
+}
+
+impl State {
+    fn new() -> Self {
+        State {
+            t: 0,
+            interval: 0,
+            t_jump: false,
+            n: 0,
+            avg: 0,
+            v_jump: false,
+            vbits: 0,
+            p: Params {
+                xor: true,
+                scale: 0,
+                wt: 0,
+                wv: 0,
+                trail: 0,
+            },
+        }
+    }
+
+    #[inline(always)]
+    fn predicted_interval(&self) -> i64 {
+        self.interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC
+    }
+
+    /// Moves to the next timestamp, whose interval differs from the
+    /// prediction by `e`. An error beyond a quarter of the interval (a
+    /// missed scrape) leaves the mean alone; a second one in a row means
+    /// the interval changed and the mean restarts from it. Errors of at
+    /// most [`T_BIG_FLOOR`] are never outliers.
+    #[inline(always)]
+    fn step_t(&mut self, e: i64) {
+        let pred = self.predicted_interval();
+        let delta = pred.wrapping_add(e);
+        self.t = self.t.wrapping_add(delta);
+        let big = e.unsigned_abs() > ((pred as u64) >> 2) + T_BIG_FLOOR;
+        if !big {
+            self.interval = self.interval.wrapping_add(e);
+        } else if self.t_jump {
+            self.interval = delta.wrapping_shl(T_FRAC);
+        }
+        self.t_jump = big;
+    }
+
+    #[inline(always)]
+    fn predicted_delta(&self) -> i64 {
+        self.avg >> V_FRAC
+    }
+
+    /// Moves to the next decimal value, whose delta differs from the
+    /// prediction by `e`; outliers (a counter reset) as for timestamps,
+    /// beyond four times the mean delta. Errors of at most [`V_BIG_FLOOR`]
+    /// are never outliers.
+    #[inline(always)]
+    fn step_v(&mut self, e: i64) {
+        let pred = self.predicted_delta();
+        let d = pred.wrapping_add(e);
+        self.n = self.n.wrapping_add(d);
+        let big = e.unsigned_abs()
+            > pred
+                .unsigned_abs()
+                .saturating_mul(4)
+                .saturating_add(V_BIG_FLOOR);
+        if !big {
+            self.avg = self.avg.wrapping_add(e);
+        } else if self.v_jump {
+            self.avg = d.wrapping_shl(V_FRAC);
+        }
+        self.v_jump = big;
+    }
+
+    /// Starts a block coded with `p`. Entering decimal coding (from XOR,
+    /// or at another scale) re-derives the integer from the last value
+    /// where it is a decimal at the new scale, and rescales the mean delta.
+    fn enter_block(&mut self, p: Params) {
+        if !p.xor && (self.p.xor || p.scale != self.p.scale) {
+            let k = i32::from(p.scale) - i32::from(self.p.scale);
+            self.avg = rescale(self.avg, k);
+            self.n = match decimal_at(f64::from_bits(self.vbits), usize::from(p.scale)) {
+                Some(n) => n,
+                None => rescale(self.n, k),
+            };
+        }
+        self.p = p;
+    }
+}
+
+/// Bit length of `z` (0 for 0).
+#[inline(always)]
+fn bits_of(z: u64) -> u8 {
+    (64 - z.leading_zeros()) as u8
+}
+
+/// Whether `z` fits in `w` bits.
+#[inline(always)]
+fn fits(z: u64, w: u8) -> bool {
+    w >= 64 || z >> w == 0
+}
+
+/// The fields of one sample under the state's parameters, and the value's
+/// bits; `None` if the value cannot be coded in this block's mode. Leaves
+/// the state at the sample.
+#[inline(always)]
+fn fields(s: &mut State, t: i64, v: f64) -> Option<(u64, u64)> {
+    let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
+    let zv = if s.p.xor {
+        let x = v.to_bits() ^ s.vbits;
+        if x & ((1u64 << s.p.trail) - 1) != 0 {
+            // Bits below the window: only a new window can hold them.
+            return None;
+        }
+        x >> s.p.trail
+    } else {
+        let n = decimal_at(v, usize::from(s.p.scale))?;
+        let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
+        s.step_v(ev);
+        zigzag(ev)
+    };
+    s.step_t(et);
+    let zt = zigzag(et);
+    s.vbits = v.to_bits();
+    Some((zt, zv))
+}
+
+/// The bias of a `w`-bit field: an error `e` in `-2^(w-1) ..= 2^(w-1) - 1`
+/// (exactly the errors whose zigzag code fits `w` bits) is stored as
+/// `e + 2^(w-1)`, which decodes with one subtraction.
+#[inline(always)]
+fn bias(w: u32) -> u64 {
+    1u64.checked_shl(w).map_or(1 << 63, |x| x >> 1)
+}
+
+/// The stored field of an error given as its zigzag code `z`.
+#[inline(always)]
+fn to_field(z: u64, w: u8) -> u64 {
+    let f = (unzigzag(z) as u64).wrapping_add(bias(u32::from(w)));
+    match 1u64.checked_shl(u32::from(w)) {
+        Some(limit) => f & (limit - 1),
+        None => f,
+    }
+}
+
+/// The error stored in field `f` of width `w`.
+#[inline(always)]
+fn from_field(f: u64, w: u8) -> i64 {
+    f.wrapping_sub(bias(u32::from(w))) as i64
+}
+
+/// Writes a sample's two fields at the block's widths; `zt`, `zv` are the
+/// zigzag codes of the errors (for XOR blocks `zv` is the shifted XOR).
+#[inline(always)]
+fn write_fields(w: &mut BitWriter, p: Params, zt: u64, zv: u64) {
+    let width = u32::from(p.wt) + u32::from(p.wv);
+    if width == 0 {
+        return;
+    }
+    let ft = to_field(zt, p.wt);
+    let fv = if p.xor { zv } else { to_field(zv, p.wv) };
+    if width <= 56 {
+        w.write((ft << p.wv) | fv, width);
+    } else {
+        w.write_long(ft, u32::from(p.wt));
+        w.write_long(fv, u32::from(p.wv));
+    }
+}
+
+fn write_header(w: &mut BitWriter, prev: Params, p: Params) {
+    if p == prev {
+        w.write_bit(false);
+    } else if p.xor {
+        w.write(0b11, 2);
+        w.write(u64::from(p.wt), 7);
+        w.write(u64::from(p.trail), 6);
+        w.write(u64::from(p.wv), 7);
+    } else {
+        w.write(0b10, 2);
+        w.write(u64::from(p.scale), 4);
+        w.write(u64::from(p.wt), 7);
+        w.write(u64::from(p.wv), 7);
+    }
+}
+
+fn header_bits(prev: Params, p: Params) -> u32 {
+    match (p == prev, p.xor) {
+        (true, _) => 1,
+        (false, false) => HEADER_DECIMAL_BITS,
+        (false, true) => 2 + 7 + 6 + 7,
+    }
+}
+
+/// Reads a block header and enters the block.
+fn read_header(r: &mut BitReader<'_>, s: &mut State) -> Result<(), Fault> {
+    if !r.read_bit()? {
+        return Ok(());
+    }
+    let p = if r.read_bit()? {
+        let wt = r.read(7)? as u8;
+        let trail = r.read(6)? as u8;
+        let wv = r.read(7)? as u8;
+        if wt > 64 || u32::from(trail) + u32::from(wv) > 64 {
+            return Err(Fault::Window);
+        }
+        Params {
+            xor: true,
+            scale: s.p.scale,
+            wt,
+            wv,
+            trail,
+        }
+    } else {
+        let scale = r.read(4)? as u8;
+        let wt = r.read(7)? as u8;
+        let wv = r.read(7)? as u8;
+        if wt > 64 || wv > 64 {
+            return Err(Fault::Window);
+        }
+        Params {
+            xor: false,
+            scale,
+            wt,
+            wv,
+            trail: 0,
+        }
+    };
+    s.enter_block(p);
+    Ok(())
+}
+
+/// Reads one block sample with the general reader; returns the value bits.
+#[inline(always)]
+fn read_sample(r: &mut BitReader<'_>, s: &mut State) -> Result<u64, Fault> {
+    let ft = r.read_long(u32::from(s.p.wt))?;
+    let fv = r.read_long(u32::from(s.p.wv))?;
+    s.step_t(from_field(ft, s.p.wt));
+    if s.p.xor {
+        // trail + wv <= 64, so the field shifted by trail stays in range.
+        s.vbits ^= fv.wrapping_shl(u32::from(s.p.trail));
+    } else {
+        s.step_v(from_field(fv, s.p.wv));
+        s.vbits = decimal_value(s.n, usize::from(s.p.scale)).to_bits();
+    }
+    Ok(s.vbits)
+}
+
+/// The parameters that code `samples` (timestamp, value bits) from state
+/// `start` in the fewest bits: decimal at the lowest scale every value
+/// allows (not below the current one), else XOR; widths as narrow as the
+/// samples allow.
+fn choose(start: &State, samples: &[(i64, u64)]) -> Params {
+    // The lowest scale (not below the current one) at which every value
+    // might be a decimal, then checked: a large integer may not survive
+    // the move to a finer scale.
+    let mut scale = usize::from(start.p.scale);
+    let mut decimal = true;
+    for &(_, vb) in samples {
+        match find_scale(f64::from_bits(vb)) {
+            Some((sc, _)) => scale = scale.max(sc),
+            None => decimal = false,
+        }
+    }
+    decimal = decimal
+        && samples
+            .iter()
+            .all(|&(_, vb)| decimal_at(f64::from_bits(vb), scale).is_some());
+    let p = Params {
+        xor: !decimal,
+        scale: if decimal { scale as u8 } else { start.p.scale },
+        wt: 64,
+        wv: 64,
+        trail: 0,
+    };
+    let mut s = *start;
+    s.enter_block(p);
+    let (mut or_t, mut or_v) = (0u64, 0u64);
+    for &(t, vb) in samples {
+        if let Some((zt, zv)) = fields(&mut s, t, f64::from_bits(vb)) {
+            or_t |= zt;
+            or_v |= zv;
+        } else {
+            // A value the scale check accepted is a decimal at `scale`.
+            debug_assert!(false, "chosen parameters reject a sample");
+        }
+    }
+    let (wv, trail) = if decimal {
+        (bits_of(or_v), 0)
+    } else if or_v == 0 {
+        (0, 0)
+    } else {
+        let trail = or_v.trailing_zeros() as u8;
+        (64 - or_v.leading_zeros() as u8 - trail, trail)
+    };
+    let p = Params {
+        wt: bits_of(or_t),
+        wv,
+        trail,
+        ..p
+    };
+    // The previous block's parameters, if they code the samples at most
+    // as wide, save a header.
+    let prev = start.p;
+    if prev.xor == p.xor
+        && prev.scale == p.scale
+        && prev.wt >= p.wt
+        && (if p.xor {
+            prev.trail <= p.trail
+                && u32::from(prev.trail) + u32::from(prev.wv)
+                    >= u32::from(p.trail) + u32::from(p.wv)
+        } else {
+            prev.wv >= p.wv
+        })
+    {
+        let n = samples.len() as u32;
+        let wide = n * (u32::from(prev.wt) + u32::from(prev.wv)) + 1;
+        let narrow = n * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(prev, p);
+        if wide <= narrow {
+            return prev;
+        }
+    }
+    p
+}
+
+/// Appender state.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoder {
+    s: State,
+    /// The state before the current block, and where the block starts.
+    start: State,
+    start_bit: usize,
+    /// Samples in the current block.
+    in_block: u16,
+    /// OR of the current block's fields, to find narrower widths.
+    or_t: u64,
+    or_v: u64,
+}
+
+impl Encoder {
+    pub(crate) fn new() -> Self {
+        Encoder {
+            s: State::new(),
+            start: State::new(),
+            start_bit: 0,
+            in_block: 0,
+            or_t: 0,
+            or_v: 0,
+        }
+    }
+
+    /// Appends a sample; `count` is the number of samples already written.
+    #[inline]
+    pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        match count {
+            0 => self.first(w, t, v),
+            1 => self.second(w, t, v),
+            _ => self.block_sample(w, t, v),
+        }
+    }
+
+    fn first(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+        let s = &mut self.s;
+        write_varlen(w, zigzag(t));
+        s.t = t;
+        s.vbits = v.to_bits();
+        if let Some((scale, n)) = find_scale(v) {
+            w.write((1 << 4) | scale as u64, 5);
+            write_varlen(w, zigzag(n));
+            s.n = n;
+            s.p = Params {
+                xor: false,
+                scale: scale as u8,
+                wt: 0,
+                wv: 0,
+                trail: 0,
+            };
+        } else {
+            w.write_bit(false);
+            w.write_long(v.to_bits(), 64);
+        }
+    }
+
+    fn second(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+        let s = &mut self.s;
+        let delta = t.wrapping_sub(s.t);
+        write_varlen(w, zigzag(delta));
+        s.t = t;
+        s.interval = delta.wrapping_shl(T_FRAC);
+        match (s.p.xor, decimal_at(v, usize::from(s.p.scale))) {
+            (false, Some(n)) => {
+                let d = n.wrapping_sub(s.n);
+                w.write_bit(true);
+                write_varlen(w, zigzag(d));
+                s.n = n;
+                s.avg = d.wrapping_shl(V_FRAC);
+            }
+            _ => {
+                w.write_bit(false);
+                w.write_long(v.to_bits(), 64);
+            }
+        }
+        s.vbits = v.to_bits();
+    }
+
+    #[inline(always)]
+    fn block_sample(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+        if self.in_block == BLOCK {
+            self.in_block = 0;
+        }
+        if self.in_block == 0 {
+            // A new block, first with the previous block's parameters.
+            self.start = self.s;
+            self.start_bit = w.bit_len();
+            self.or_t = 0;
+            self.or_v = 0;
+            w.write_bit(false);
+        }
+        let mut s = self.s;
+        let p = s.p;
+        match fields(&mut s, t, v) {
+            Some((zt, zv)) if fits(zt, p.wt) && fits(zv, p.wv) => {
+                write_fields(w, p, zt, zv);
+                self.s = s;
+                self.or_t |= zt;
+                self.or_v |= zv;
+                self.in_block += 1;
+                if self.in_block == BLOCK {
+                    self.finish_block(w);
+                }
+            }
+            _ => {
+                self.in_block += 1;
+                self.rewrite_block(w, Some((t, v.to_bits())));
+            }
+        }
+    }
+
+    /// A full block whose widths are wider than its samples need (it kept
+    /// the previous block's) is rewritten narrower when that saves bits.
+    fn finish_block(&mut self, w: &mut BitWriter) {
+        let p = self.s.p;
+        // XOR fields are the XOR shifted by the window's trail: the
+        // narrowest window drops their common trailing zeros too.
+        let narrow_v = if p.xor && self.or_v != 0 {
+            bits_of(self.or_v) - self.or_v.trailing_zeros() as u8
+        } else {
+            bits_of(self.or_v)
+        };
+        let saved = u32::from(BLOCK)
+            * (u32::from(p.wt) + u32::from(p.wv)
+                - u32::from(bits_of(self.or_t))
+                - u32::from(narrow_v));
+        if saved > HEADER_DECIMAL_BITS + 2 {
+            self.rewrite_block(w, None);
+        }
+    }
+
+    /// Rewrites the current block (its `in_block` samples, the last of
+    /// which is `new` when given and not yet written) with the parameters
+    /// that fit them all.
+    #[cold]
+    #[inline(never)]
+    fn rewrite_block(&mut self, w: &mut BitWriter, new: Option<(i64, u64)>) {
+        let mut samples = [(0i64, 0u64); BLOCK as usize];
+        let old = usize::from(self.in_block) - usize::from(new.is_some());
+        let read = read_block(w.bytes(), self.start_bit, self.start, &mut samples[..old]);
+        debug_assert!(read, "the encoder reads back its own block");
+        if let Some(x) = new {
+            samples[old] = x;
+        }
+        let samples = &samples[..usize::from(self.in_block)];
+        let p = choose(&self.start, samples);
+        w.truncate(self.start_bit);
+        write_header(w, self.start.p, p);
+        let mut s = self.start;
+        s.enter_block(p);
+        let (mut or_t, mut or_v) = (0, 0);
+        for &(t, vb) in samples {
+            let (zt, zv) = fields(&mut s, t, f64::from_bits(vb)).unwrap_or_default();
+            write_fields(w, p, zt, zv);
+            or_t |= zt;
+            or_v |= zv;
+        }
+        self.s = s;
+        self.or_t = or_t;
+        self.or_v = or_v;
+    }
+}
+
+/// Reads the first `out.len()` samples of the block at `start_bit` of
+/// `chunk`, decoded from `state`; false if the bytes do not hold them.
+fn read_block(chunk: &[u8], start_bit: usize, state: State, out: &mut [(i64, u64)]) -> bool {
+    let tail = Tail::new(chunk);
+    let mut r = BitReader::resume(chunk, &tail, Cursor::at(start_bit >> 3));
+    let skip = (start_bit & 7) as u32;
+    if skip > 0 && r.read(skip).is_err() {
+        return false;
+    }
+    let mut s = state;
+    if read_header(&mut r, &mut s).is_err() {
+        return false;
+    }
+    for slot in out {
+        match read_sample(&mut r, &mut s) {
+            Ok(vb) => *slot = (s.t, vb),
+            Err(_) => return false,
+        }
+    }
+    !r.overrun()
+}
+
+/// Reader state.
+#[derive(Debug, Clone)]
+pub(crate) struct Decoder {
+    s: State,
+}
+
+impl Decoder {
+    pub(crate) fn new() -> Self {
+        Decoder { s: State::new() }
+    }
+
+    /// Decodes samples `index..` into `out` until it is full or a fault;
+    /// returns how many were decoded.
+    pub(crate) fn decode(
+        &mut self,
+        r: &mut BitReader<'_>,
+        index: u16,
+        out: &mut [(i64, u64)],
+    ) -> (usize, Option<Fault>) {
+        let mut done = 0;
+        while usize::from(index) + done < usize::from(FIRST) && done < out.len() {
+            let i = index + done as u16;
+            let res = if i == 0 {
+                self.first(r)
+            } else {
+                self.second(r)
+            };
+            match res {
+                Ok(()) if r.overrun() => return (done, Some(Fault::Truncated(super::Truncated))),
+                Ok(()) => out[done] = (self.s.t, self.s.vbits),
+                Err(f) => return (done, Some(f)),
+            }
+            done += 1;
+        }
+        let mut s = self.s;
+        let mut rr = r.clone();
+        let mut fault = None;
+        // The value of `done` when the current block's header was read.
+        let mut header_at = usize::MAX;
+        let block_pos =
+            |done: usize| (usize::from(index) + done - usize::from(FIRST)) % usize::from(BLOCK);
+        while done < out.len() {
+            if block_pos(done) == 0 && header_at != done {
+                if let Err(f) = read_header(&mut rr, &mut s) {
+                    fault = Some(f);
+                    break;
+                }
+                header_at = done;
+            }
+            done += Self::fast_block(&mut rr, &mut s, block_pos(done), &mut out[done..]);
+            if done == out.len() {
+                break;
+            }
+            // The fast loop stopped before a block with new parameters (its
+            // header is read above), near the end of the chunk, or it does
+            // not handle this block.
+            if block_pos(done) == 0 && header_at != done {
+                continue;
+            }
+            match read_sample(&mut rr, &mut s) {
+                Ok(_) if rr.overrun() => {
+                    fault = Some(Fault::Truncated(super::Truncated));
+                    break;
+                }
+                Ok(vb) => out[done] = (s.t, vb),
+                Err(f) => {
+                    fault = Some(f);
+                    break;
+                }
+            }
+            done += 1;
+        }
+        self.s = s;
+        *r = rr;
+        (done, fault)
+    }
+
+    fn first(&mut self, r: &mut BitReader<'_>) -> Result<(), Fault> {
+        let s = &mut self.s;
+        s.t = unzigzag(read_varlen(r)?);
+        if r.read_bit()? {
+            let scale = r.read(4)? as u8;
+            if usize::from(scale) > MAX_SCALE {
+                return Err(Fault::Window);
+            }
+            s.n = unzigzag(read_varlen(r)?);
+            s.p = Params {
+                xor: false,
+                scale,
+                wt: 0,
+                wv: 0,
+                trail: 0,
+            };
+            s.vbits = decimal_value(s.n, usize::from(scale)).to_bits();
+        } else {
+            s.vbits = r.read_long(64)?;
+        }
+        Ok(())
+    }
+
+    fn second(&mut self, r: &mut BitReader<'_>) -> Result<(), Fault> {
+        let s = &mut self.s;
+        let delta = unzigzag(read_varlen(r)?);
+        s.t = s.t.wrapping_add(delta);
+        s.interval = delta.wrapping_shl(T_FRAC);
+        if r.read_bit()? {
+            if s.p.xor {
+                return Err(Fault::Window);
+            }
+            let d = unzigzag(read_varlen(r)?);
+            s.n = s.n.wrapping_add(d);
+            s.avg = d.wrapping_shl(V_FRAC);
+            s.vbits = decimal_value(s.n, usize::from(s.p.scale)).to_bits();
+        } else {
+            s.vbits = r.read_long(64)?;
+        }
+        Ok(())
+    }
+
+    /// Decimal blocks whose two fields fit one load: decodes into `out`
+    /// with one unaligned load per sample and no bit buffer, from position
+    /// `pos` of the current block (whose header is read) on through every following
+    /// block that keeps the parameters, until `out` is full, a block
+    /// changes them, or fewer than 8 bytes of the chunk are left (the
+    /// general path then goes on). Returns the number decoded.
+    #[inline(always)]
+    fn fast_block(
+        r: &mut BitReader<'_>,
+        s: &mut State,
+        pos: usize,
+        out: &mut [(i64, u64)],
+    ) -> usize {
+        let p = s.p;
+        let (safe_t, safe_v) = Self::no_outliers(s, out.len());
+        if p.xor {
+            if p.wt > 56 || p.wv > 56 {
+                return 0;
+            }
+            return match (!safe_t, r.in_tail()) {
+                (false, false) => Self::xor_loop::<false, false>(r, s, pos, out),
+                (false, true) => Self::xor_loop::<false, true>(r, s, pos, out),
+                (true, false) => Self::xor_loop::<true, false>(r, s, pos, out),
+                (true, true) => Self::xor_loop::<true, true>(r, s, pos, out),
+            };
+        }
+        if u32::from(p.wt) + u32::from(p.wv) > 56 {
+            return 0;
+        }
+        // Only the chunk's zero-padded tail can be read past its end.
+        macro_rules! pick {
+            ($($t:literal $v:literal $d:literal $tail:literal),*) => {
+                match (!safe_t, !safe_v, p.scale != 0, r.in_tail()) {
+                    $(($t, $v, $d, $tail) => Self::fast_loop::<$t, $v, $d, $tail>(r, s, pos, out),)*
+                }
+            };
+        }
+        pick!(
+            false false false false, false false false true, false false true false,
+            false false true true, false true false false, false true false true,
+            false true true false, false true true true, true false false false,
+            true false false true, true false true false, true false true true,
+            true true false false, true true false true, true true true false,
+            true true true true
+        )
+    }
+
+    /// Whether the next `n` samples of a block with the state's parameters
+    /// cannot hold a predictor outlier, so their predictors just add: the
+    /// fields are narrow, or narrow enough next to the predicted interval
+    /// and delta, even after `n` errors of the largest size moved the
+    /// predictions towards zero.
+    #[inline(always)]
+    fn no_outliers(s: &State, n: usize) -> (bool, bool) {
+        let (half_t, half_v) = (bias(u32::from(s.p.wt)), bias(u32::from(s.p.wv)));
+        // Each error moves a prediction by at most |e| / 16, rounded.
+        let drift = |half: u64| half.saturating_mul(n as u64) / 16 + n as u64;
+        let pred_t = s.predicted_interval();
+        let safe_t = s.p.wt <= T_SAFE_BITS
+            || (pred_t >= 0
+                && half_t <= ((pred_t as u64).saturating_sub(drift(half_t)) >> 2) + T_BIG_FLOOR);
+        let pred_v = s.predicted_delta().unsigned_abs();
+        let safe_v = s.p.wv <= V_SAFE_BITS
+            || half_v
+                <= pred_v
+                    .saturating_sub(drift(half_v))
+                    .saturating_mul(4)
+                    .saturating_add(V_BIG_FLOOR);
+        (safe_t, safe_v)
+    }
+
+    /// The loop of [`Decoder::fast_block`]. Without `OUT_T` (`OUT_V`) the
+    /// timestamp (value) fields cannot hold an outlier, so that predictor
+    /// just adds;
+    /// without `DIVIDE` the scale is 0 and the value is the integer; with
+    /// `TAIL` the reader is in the chunk's zero-padded tail, where each
+    /// sample is checked to end within the chunk's real bits.
+    #[inline(never)]
+    fn fast_loop<const OUT_T: bool, const OUT_V: bool, const DIVIDE: bool, const TAIL: bool>(
+        r: &mut BitReader<'_>,
+        s: &mut State,
+        pos: usize,
+        out: &mut [(i64, u64)],
+    ) -> usize {
+        let (wt, wv) = (u32::from(s.p.wt), u32::from(s.p.wv));
+        let width = wt + wv;
+        // Both fields as one `width`-bit number: `ft << wv | fv`.
+        let (bias_t, bias_v, mask_v) = (bias(wt), bias(wv), (1u64 << wv) - 1);
+        let div = POW10[usize::from(s.p.scale) & MAX_SCALE];
+        let (data, limit) = (r.data, r.limit);
+        let mut bitpos = r.bit_position();
+        let mut st = *s;
+        let mut done = 0;
+        // Samples left in the current block, and whether this loop read
+        // its header (and must give it back if it decodes none of it).
+        let mut left = usize::from(BLOCK) - pos;
+        let mut own_header = false;
+        'blocks: while done < out.len() {
+            if left == 0 {
+                // A new block: go on only if its header keeps the
+                // parameters (a 0 bit).
+                let Some(word) = load_at(data, bitpos) else {
+                    break;
+                };
+                if word >> 63 != 0 {
+                    break;
+                }
+                bitpos += 1;
+                left = usize::from(BLOCK);
+                own_header = true;
+            }
+            let end = done + left.min(out.len() - done);
+            for slot in &mut out[done..end] {
+                let word = match load_at(data, bitpos) {
+                    Some(word) if !TAIL || bitpos + width as usize <= limit => word,
+                    _ => {
+                        // Out of loaded bytes, or past the real bits (the
+                        // general path reports that). A block header read
+                        // just now is left for the general path too.
+                        if own_header && left == usize::from(BLOCK) {
+                            bitpos -= 1;
+                        }
+                        break 'blocks;
+                    }
+                };
+                bitpos += width as usize;
+                // The top `width` bits (none for a zero width: the top bit
+                // of `word >> 1` is zero).
+                let f = word >> 1 >> (63 - width);
+                let et = (f >> wv).wrapping_sub(bias_t) as i64;
+                let ev = (f & mask_v).wrapping_sub(bias_v) as i64;
+                if OUT_T {
+                    st.step_t(et);
+                } else {
+                    st.t =
+                        st.t.wrapping_add(st.interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC)
+                            .wrapping_add(et);
+                    st.interval = st.interval.wrapping_add(et);
+                }
+                if OUT_V {
+                    st.step_v(ev);
+                } else {
+                    st.n = st.n.wrapping_add(st.avg >> V_FRAC).wrapping_add(ev);
+                    st.avg = st.avg.wrapping_add(ev);
+                }
+                let v = if DIVIDE {
+                    st.n as f64 / div
+                } else {
+                    // n / 1.0 is exactly n.
+                    st.n as f64
+                };
+                *slot = (st.t, v.to_bits());
+                done += 1;
+                left -= 1;
+            }
+        }
+        if done > 0 {
+            if !OUT_T {
+                st.t_jump = false;
+            }
+            if !OUT_V {
+                st.v_jump = false;
+            }
+            st.vbits = out[done - 1].1;
+            *s = st;
+            r.set_bit_position(bitpos);
+        }
+        done
+    }
+
+    /// [`Decoder::fast_loop`] for XOR blocks whose fields are at most 56
+    /// bits wide each: one load per field.
+    #[inline(never)]
+    fn xor_loop<const OUT_T: bool, const TAIL: bool>(
+        r: &mut BitReader<'_>,
+        s: &mut State,
+        pos: usize,
+        out: &mut [(i64, u64)],
+    ) -> usize {
+        let (wt, wv, trail) = (u32::from(s.p.wt), u32::from(s.p.wv), u32::from(s.p.trail));
+        let width = (wt + wv) as usize;
+        let bias_t = bias(wt);
+        let (data, limit) = (r.data, r.limit);
+        let mut bitpos = r.bit_position();
+        let mut st = *s;
+        let mut done = 0;
+        let mut left = usize::from(BLOCK) - pos;
+        let mut own_header = false;
+        'blocks: while done < out.len() {
+            if left == 0 {
+                let Some(word) = load_at(data, bitpos) else {
+                    break;
+                };
+                if word >> 63 != 0 {
+                    break;
+                }
+                bitpos += 1;
+                left = usize::from(BLOCK);
+                own_header = true;
+            }
+            let end = done + left.min(out.len() - done);
+            for slot in &mut out[done..end] {
+                let words = match (load_at(data, bitpos), load_at(data, bitpos + wt as usize)) {
+                    (Some(a), Some(b)) if !TAIL || bitpos + width <= limit => (a, b),
+                    _ => {
+                        if own_header && left == usize::from(BLOCK) {
+                            bitpos -= 1;
+                        }
+                        break 'blocks;
+                    }
+                };
+                bitpos += width;
+                let et = (words.0 >> 1 >> (63 - wt)).wrapping_sub(bias_t) as i64;
+                let fv = words.1 >> 1 >> (63 - wv);
+                if OUT_T {
+                    st.step_t(et);
+                } else {
+                    st.t =
+                        st.t.wrapping_add(st.interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC)
+                            .wrapping_add(et);
+                    st.interval = st.interval.wrapping_add(et);
+                }
+                // trail + wv <= 64: the field shifted by trail stays in range.
+                st.vbits ^= fv.wrapping_shl(trail);
+                *slot = (st.t, st.vbits);
+                done += 1;
+                left -= 1;
+            }
+        }
+        if done > 0 {
+            if !OUT_T {
+                st.t_jump = false;
+            }
+            *s = st;
+            r.set_bit_position(bitpos);
+        }
+        done
+    }
+}
