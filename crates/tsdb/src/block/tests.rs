@@ -86,10 +86,10 @@ fn write(
 ) -> PathBuf {
     let mut w = BlockWriter::with_options(parent, mint, maxt, opts).unwrap();
     for (i, (l, s)) in data.iter().enumerate() {
-        let enc = if i % 3 == 0 {
-            Encoding::Xor
-        } else {
-            Encoding::Adaptive
+        let enc = match i % 3 {
+            0 => Encoding::Xor,
+            1 => Encoding::Adaptive,
+            _ => Encoding::Packed,
         };
         w.add_series(l, &chunks_of(s, per_chunk, enc)).unwrap();
     }
@@ -1157,7 +1157,7 @@ proptest! {
 #[test]
 #[ignore]
 fn bytes_per_sample() {
-    for enc in [Encoding::Adaptive, Encoding::Xor] {
+    for enc in Encoding::ALL {
         let (tmp, lock) = setup();
         let (series, samples) = realistic(tmp.path(), enc, 10_000, 480);
         let block = Block::open(&lock, &series).unwrap();

@@ -262,7 +262,7 @@ impl Drop for BlockWriter {
 ///
 /// # fn main() -> Result<(), vigil_tsdb::block::BlockError> {
 /// # let tmp = tempfile::tempdir().unwrap();
-/// let mut enc = ChunkEncoder::new(Encoding::Adaptive);
+/// let mut enc = ChunkEncoder::new(Encoding::Packed);
 /// for i in 0..100 {
 ///     enc.append(i * 15_000, i as f64).unwrap();
 /// }

@@ -8,7 +8,7 @@
 //! * [`Encoding::Xor`] is Prometheus' classic Gorilla XOR chunk, byte for
 //!   byte after the encoding byte. It is kept for compatibility and as the
 //!   baseline.
-//! * [`Encoding::Adaptive`] (the default) keeps Gorilla's delta-of-delta
+//! * [`Encoding::Adaptive`] keeps Gorilla's delta-of-delta
 //!   timestamps and previous-value prediction, but codes them with adaptive
 //!   Rice codes instead of fixed buckets and stores values that are short
 //!   decimals (integer counters, 0.01 s CPU ticks, two-decimal gauges) as
@@ -16,6 +16,12 @@
 //!   two-decimal gauges, constants with ±2 ms scrape jitter) it needs 1.6
 //!   bytes per sample where [`Encoding::Xor`] needs 5.6; the measurements
 //!   are in `docs/formats.md`.
+//! * [`Encoding::Packed`] (the default) predicts as Adaptive does but stores
+//!   the prediction errors of 16 samples at a time as fixed-width fields, so
+//!   a sample decodes from one load with no prefix to scan: under 5 ns per
+//!   sample, against about 8.5 for Adaptive, at about the same size. The
+//!   encoder pays for it by rewriting the open block when a sample needs
+//!   wider fields.
 //!
 //! Design decisions:
 //!
@@ -31,8 +37,8 @@
 //! * **Word-at-a-time bit IO, batched decoding.** Bits are read 64 at a time
 //!   with one load and prefix codes decoded with `leading_zeros`; the cursor
 //!   decodes 32 samples at a time with the decoder state in registers, so
-//!   `next` is usually an index increment. About 9 ns per sample to decode
-//!   and 11 ns to encode (`benches/chunk.rs`, `docs/formats.md`).
+//!   `next` is usually an index increment (`benches/chunk.rs`,
+//!   `docs/performance.md`).
 //! * **A cursor, not an `Iterator`.** [`ChunkIter`] has the shape shared by
 //!   every sample cursor in vigil (advance, seek, current item, error at the
 //!   end) so it can sit behind the storage traits without allocation.
@@ -40,7 +46,7 @@
 //! ```
 //! use vigil_tsdb::chunkenc::{decode_all, ChunkEncoder, ChunkIter, Encoding};
 //!
-//! let mut enc = ChunkEncoder::new(Encoding::Adaptive);
+//! let mut enc = ChunkEncoder::new(Encoding::Packed);
 //! for i in 0..120 {
 //!     enc.append(1_700_000_000_000 + i * 15_000, i as f64 * 0.25).unwrap();
 //! }
@@ -84,11 +90,11 @@ pub enum Encoding {
     /// vigil's encoding: adaptive Rice-coded delta-of-delta timestamps and
     /// values coded as decimal integer deltas where exact, Gorilla XOR
     /// otherwise.
-    #[default]
     Adaptive = 2,
-    /// vigil's encoding for fast decoding: Adaptive's predictors, with the
+    /// vigil's encoding (the default): Adaptive's predictors, with the
     /// prediction errors packed as fixed-width fields in blocks of 16
-    /// samples.
+    /// samples, so that a sample decodes from one load.
+    #[default]
     Packed = 3,
 }
 

@@ -414,9 +414,14 @@ fn choose(start: &State, samples: &[(i64, u64)]) -> Params {
 #[derive(Debug, Clone)]
 pub(crate) struct Encoder {
     s: State,
-    /// The state before the current block, and where the block starts.
-    start: State,
-    start_bit: usize,
+    /// The previous block's parameters (what a `0` header keeps), the
+    /// bit where the current block starts and the index of its first
+    /// sample. The state at the block start is not kept (it would double
+    /// the encoder's size in every head series): the rare rewrite that
+    /// needs it decodes the chunk up to the block.
+    prev_p: Params,
+    start_bit: u32,
+    block_index: u16,
     /// Samples in the current block.
     in_block: u16,
     /// OR of the current block's fields, to find narrower widths.
@@ -428,8 +433,9 @@ impl Encoder {
     pub(crate) fn new() -> Self {
         Encoder {
             s: State::new(),
-            start: State::new(),
+            prev_p: State::new().p,
             start_bit: 0,
+            block_index: 0,
             in_block: 0,
             or_t: 0,
             or_v: 0,
@@ -442,7 +448,7 @@ impl Encoder {
         match count {
             0 => self.first(w, t, v),
             1 => self.second(w, t, v),
-            _ => self.block_sample(w, t, v),
+            _ => self.block_sample(w, count, t, v),
         }
     }
 
@@ -491,76 +497,199 @@ impl Encoder {
     }
 
     #[inline(always)]
-    fn block_sample(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+    fn block_sample(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
         if self.in_block == BLOCK {
             self.in_block = 0;
         }
         if self.in_block == 0 {
             // A new block, first with the previous block's parameters.
-            self.start = self.s;
-            self.start_bit = w.bit_len();
+            self.prev_p = self.s.p;
+            // Chunks hold at most 65,535 samples of at most 129 bits.
+            self.start_bit = w.bit_len() as u32;
+            self.block_index = count;
             self.or_t = 0;
             self.or_v = 0;
             w.write_bit(false);
         }
-        let mut s = self.s;
+        if !self.append_decimal(w, t, v) {
+            self.append_other(w, t, v);
+        }
+        self.in_block += 1;
+        if self.in_block == BLOCK {
+            self.finish_block(w);
+        }
+    }
+
+    /// The common case: a decimal block and a value that is a decimal at
+    /// its scale. Writes the sample (widening the block first if its errors
+    /// need it) and returns true, or returns false having changed nothing.
+    #[inline(always)]
+    fn append_decimal(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
+        let s = &mut self.s;
         let p = s.p;
+        if p.xor || p.wt > 56 || p.wv > 56 {
+            return false;
+        }
+        let Some(n) = decimal_at(v, usize::from(p.scale)) else {
+            return false;
+        };
+        let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
+        let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
+        let (zt, zv) = (zigzag(et), zigzag(ev));
+        self.or_t |= zt;
+        self.or_v |= zv;
+        s.step_t(et);
+        s.step_v(ev);
+        s.vbits = v.to_bits();
+        let (wt, wv) = (u32::from(p.wt), u32::from(p.wv));
+        if zt >> wt != 0 || zv >> wv != 0 {
+            // Wider fields: the block's earlier fields are repacked, then
+            // this one is written at the new widths.
+            let grown = Params {
+                wt: p.wt.max(bits_of(zt)),
+                wv: p.wv.max(bits_of(zv)),
+                ..p
+            };
+            self.repack(w, grown);
+            write_fields(w, grown, zt, zv);
+            return true;
+        }
+        let width = wt + wv;
+        if width > 56 {
+            write_fields(w, p, zt, zv);
+        } else if width > 0 {
+            let ft = (et as u64).wrapping_add(bias(wt));
+            let fv = (ev as u64).wrapping_add(bias(wv));
+            w.write((ft << wv) | fv, width);
+        }
+        true
+    }
+
+    /// Any other sample: an XOR block, or a value that needs another mode
+    /// or scale.
+    #[cold]
+    #[inline(never)]
+    fn append_other(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+        let p = self.s.p;
+        let et = t
+            .wrapping_sub(self.s.t)
+            .wrapping_sub(self.s.predicted_interval());
+        let zt = zigzag(et);
+        if p.xor && bits_of(zt) <= 56 {
+            // XOR blocks take any value: at worst the window widens.
+            let x = v.to_bits() ^ self.s.vbits;
+            self.s.step_t(et);
+            self.s.vbits = v.to_bits();
+            self.or_t |= zt;
+            let below = x & ((1u64 << p.trail) - 1);
+            if below == 0 && fits(zt, p.wt) && fits(x >> p.trail, p.wv) {
+                write_fields(w, p, zt, x >> p.trail);
+                self.or_v |= x >> p.trail;
+                return;
+            }
+            let union = (self.or_v << p.trail) | x;
+            let trail = if union == 0 {
+                p.trail
+            } else {
+                union.trailing_zeros() as u8
+            };
+            let grown = Params {
+                wt: p.wt.max(bits_of(zt)),
+                wv: bits_of(union >> trail),
+                trail,
+                ..p
+            };
+            self.repack(w, grown);
+            self.or_v = union >> trail;
+            write_fields(w, grown, zt, x >> trail);
+            return;
+        }
+        let mut s = self.s;
         match fields(&mut s, t, v) {
             Some((zt, zv)) if fits(zt, p.wt) && fits(zv, p.wv) => {
                 write_fields(w, p, zt, zv);
                 self.s = s;
                 self.or_t |= zt;
                 self.or_v |= zv;
-                self.in_block += 1;
-                if self.in_block == BLOCK {
-                    self.finish_block(w);
-                }
             }
-            _ => {
-                self.in_block += 1;
-                self.rewrite_block(w, Some((t, v.to_bits())));
-            }
+            _ => self.rewrite_block(w, (t, v.to_bits())),
         }
     }
 
-    /// A full block whose widths are wider than its samples need (it kept
-    /// the previous block's) is rewritten narrower when that saves bits.
+    /// Rewrites the current block's fields (all but the sample being
+    /// appended, `in_block` of them) at the widths of `to`, which has the
+    /// block's mode and scale and fits every field; the state moves to `to`.
+    fn repack(&mut self, w: &mut BitWriter, to: Params) {
+        let from = self.s.p;
+        let k = usize::from(self.in_block);
+        let mut fields = [(0u64, 0u64); BLOCK as usize];
+        let body = self.start_bit as usize + header_bits(self.prev_p, from) as usize;
+        let read = read_fields(w.bytes(), body, from, &mut fields[..k]);
+        debug_assert!(read, "the encoder reads back its own block");
+        w.truncate(self.start_bit as usize);
+        write_header(w, self.prev_p, to);
+        for &(zt, zv) in &fields[..k] {
+            // XOR fields move with the window's trail.
+            let zv = if from.xor {
+                (zv << from.trail) >> to.trail
+            } else {
+                zv
+            };
+            write_fields(w, to, zt, zv);
+        }
+        self.s.p = to;
+    }
+
+    /// A full block whose fields are wider than its samples need (it kept
+    /// the previous block's widths, or grew for a sample whose neighbours
+    /// are narrow) is repacked narrower when that saves bits.
     fn finish_block(&mut self, w: &mut BitWriter) {
         let p = self.s.p;
-        // XOR fields are the XOR shifted by the window's trail: the
-        // narrowest window drops their common trailing zeros too.
-        let narrow_v = if p.xor && self.or_v != 0 {
-            bits_of(self.or_v) - self.or_v.trailing_zeros() as u8
+        let (wt, wv, trail) = if p.xor {
+            let union = self.or_v << p.trail;
+            if union == 0 {
+                (bits_of(self.or_t), 0, 0)
+            } else {
+                let trail = union.trailing_zeros() as u8;
+                (bits_of(self.or_t), bits_of(union) - trail, trail)
+            }
         } else {
-            bits_of(self.or_v)
+            (bits_of(self.or_t), bits_of(self.or_v), 0)
         };
-        let saved = u32::from(BLOCK)
-            * (u32::from(p.wt) + u32::from(p.wv)
-                - u32::from(bits_of(self.or_t))
-                - u32::from(narrow_v));
-        if saved > HEADER_DECIMAL_BITS + 2 {
-            self.rewrite_block(w, None);
+        let narrow = Params { wt, wv, trail, ..p };
+        let old =
+            u32::from(BLOCK) * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(self.prev_p, p);
+        let new =
+            u32::from(BLOCK) * (u32::from(wt) + u32::from(wv)) + header_bits(self.prev_p, narrow);
+        if new < old {
+            self.in_block = BLOCK;
+            self.repack(w, narrow);
         }
     }
 
-    /// Rewrites the current block (its `in_block` samples, the last of
-    /// which is `new` when given and not yet written) with the parameters
-    /// that fit them all.
+    /// Rewrites the current block (its `in_block` samples and `new`, which
+    /// is not written yet) with the parameters that fit them all.
     #[cold]
     #[inline(never)]
-    fn rewrite_block(&mut self, w: &mut BitWriter, new: Option<(i64, u64)>) {
+    fn rewrite_block(&mut self, w: &mut BitWriter, new: (i64, u64)) {
         let mut samples = [(0i64, 0u64); BLOCK as usize];
-        let old = usize::from(self.in_block) - usize::from(new.is_some());
-        let read = read_block(w.bytes(), self.start_bit, self.start, &mut samples[..old]);
+        let old = usize::from(self.in_block);
+        let start = state_at(w.bytes(), self.block_index);
+        debug_assert!(start.is_some(), "the encoder reads back its own chunk");
+        let start = start.unwrap_or(self.s);
+        let read = read_block(
+            w.bytes(),
+            self.start_bit as usize,
+            start,
+            &mut samples[..old],
+        );
         debug_assert!(read, "the encoder reads back its own block");
-        if let Some(x) = new {
-            samples[old] = x;
-        }
-        let samples = &samples[..usize::from(self.in_block)];
-        let p = choose(&self.start, samples);
-        w.truncate(self.start_bit);
-        write_header(w, self.start.p, p);
-        let mut s = self.start;
+        samples[old] = new;
+        let samples = &samples[..=old];
+        let p = choose(&start, samples);
+        w.truncate(self.start_bit as usize);
+        write_header(w, self.prev_p, p);
+        let mut s = start;
         s.enter_block(p);
         let (mut or_t, mut or_v) = (0, 0);
         for &(t, vb) in samples {
@@ -573,6 +702,49 @@ impl Encoder {
         self.or_t = or_t;
         self.or_v = or_v;
     }
+}
+
+/// The decoder's state after the first `n` samples of `chunk`, or `None`
+/// if they do not decode.
+fn state_at(chunk: &[u8], n: u16) -> Option<State> {
+    let tail = Tail::new(chunk);
+    let mut r = BitReader::resume(chunk, &tail, Cursor::at(super::HEADER_LEN));
+    let mut d = Decoder::new();
+    let mut buf = [(0i64, 0u64); 32];
+    let mut i = 0u16;
+    while i < n {
+        let want = usize::from(n - i).min(buf.len());
+        let (got, fault) = d.decode(&mut r, i, &mut buf[..want]);
+        if fault.is_some() || got != want {
+            return None;
+        }
+        i += want as u16;
+    }
+    Some(d.s)
+}
+
+/// Reads `out.len()` samples' fields (as zigzag codes of the errors, or
+/// the shifted XOR) from bit `body` of `chunk`, at the widths of `p`;
+/// false if the bytes do not hold them.
+fn read_fields(chunk: &[u8], body: usize, p: Params, out: &mut [(u64, u64)]) -> bool {
+    let tail = Tail::new(chunk);
+    let mut r = BitReader::resume(chunk, &tail, Cursor::at(body >> 3));
+    let skip = (body & 7) as u32;
+    if skip > 0 && r.read(skip).is_err() {
+        return false;
+    }
+    for slot in out {
+        let (Ok(ft), Ok(fv)) = (r.read_long(u32::from(p.wt)), r.read_long(u32::from(p.wv))) else {
+            return false;
+        };
+        let zv = if p.xor {
+            fv
+        } else {
+            zigzag(from_field(fv, p.wv))
+        };
+        *slot = (zigzag(from_field(ft, p.wt)), zv);
+    }
+    !r.overrun()
 }
 
 /// Reads the first `out.len()` samples of the block at `start_bit` of
