@@ -838,8 +838,8 @@ impl Decoder {
         let mut done = 0;
         // The first two samples have their own codes.
         while index as usize + done < 2 && done < out.len() {
-            match self.first_samples(r, index + done as u16) {
-                Ok(_) if r.overrun() => return (done, Some(Fault::Truncated(Truncated))),
+            let res = self.first_samples(r, index + done as u16);
+            match r.unless_overrun(res) {
                 Ok(v) => out[done] = (self.s.t, v),
                 Err(f) => return (done, Some(f)),
             }
@@ -855,11 +855,8 @@ impl Decoder {
                 break;
             }
             let warm = index.wrapping_add(done as u16) < RICE_WARMUP;
-            match Self::sample(&mut rr, &mut s, warm) {
-                Ok(_) if rr.overrun() => {
-                    fault = Some(Fault::Truncated(Truncated));
-                    break;
-                }
+            let res = Self::sample(&mut rr, &mut s, warm);
+            match rr.unless_overrun(res) {
                 Ok(v) => out[done] = (s.t, v),
                 Err(f) => {
                     fault = Some(f);

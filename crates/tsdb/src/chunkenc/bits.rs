@@ -297,6 +297,19 @@ impl<'a> BitReader<'a> {
         self.consumed() > self.limit
     }
 
+    /// `res`, the result of decoding one sample, unless the sample read
+    /// padding past the end of the chunk: then the chunk is truncated.
+    #[inline(always)]
+    pub(crate) fn unless_overrun<T>(
+        &self,
+        res: Result<T, super::Fault>,
+    ) -> Result<T, super::Fault> {
+        match res {
+            Ok(_) if self.overrun() => Err(super::Fault::Truncated(Truncated)),
+            other => other,
+        }
+    }
+
     /// Chunk byte offset of the next unread bit (for error reports).
     pub(crate) fn byte_offset(&self) -> usize {
         (self.base + self.consumed() / 8).min(self.chunk_len)

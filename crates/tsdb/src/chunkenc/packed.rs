@@ -796,8 +796,7 @@ impl Decoder {
             } else {
                 self.second(r)
             };
-            match res {
-                Ok(()) if r.overrun() => return (done, Some(Fault::Truncated(super::Truncated))),
+            match r.unless_overrun(res) {
                 Ok(()) => out[done] = (self.s.t, self.s.vbits),
                 Err(f) => return (done, Some(f)),
             }
@@ -828,11 +827,8 @@ impl Decoder {
             if block_pos(done) == 0 && header_at != done {
                 continue;
             }
-            match read_sample(&mut rr, &mut s) {
-                Ok(_) if rr.overrun() => {
-                    fault = Some(Fault::Truncated(super::Truncated));
-                    break;
-                }
+            let res = read_sample(&mut rr, &mut s);
+            match rr.unless_overrun(res) {
                 Ok(vb) => out[done] = (s.t, vb),
                 Err(f) => {
                     fault = Some(f);
@@ -1059,7 +1055,9 @@ impl Decoder {
     }
 
     /// [`Decoder::fast_loop`] for XOR blocks whose fields are at most 56
-    /// bits wide each: one load per field.
+    /// bits wide each: one load per field. It repeats `fast_loop`'s walk
+    /// over blocks: one walker taking the per-sample decoding as a closure
+    /// cost 4 instructions per sample (5%) in both, measured with callgrind.
     #[inline(never)]
     fn xor_loop<const OUT_T: bool, const TAIL: bool>(
         r: &mut BitReader<'_>,
