@@ -509,7 +509,22 @@ impl Encoder {
             self.block_index = count;
             self.or_t = 0;
             self.or_v = 0;
-            w.write_bit(false);
+            match (self.s.p.xor, find_scale(v)) {
+                (true, Some((scale, _))) => {
+                    // After XOR blocks (a NaN, a stale marker, a value with
+                    // more digits), try decimals again.
+                    let p = Params {
+                        xor: false,
+                        scale: scale as u8,
+                        wt: self.s.p.wt,
+                        wv: 0,
+                        trail: 0,
+                    };
+                    write_header(w, self.prev_p, p);
+                    self.s.enter_block(p);
+                }
+                _ => w.write_bit(false),
+            }
         }
         if !self.append_decimal(w, t, v) {
             self.append_other(w, t, v);

@@ -723,3 +723,28 @@ fn packed_every_length_round_trips() {
         }
     }
 }
+
+/// A NaN or a value with more digits in the middle of a decimal series
+/// makes a Packed block XOR (16 samples of full-width XOR fields, about
+/// 100 bytes); the blocks after it go back to decimals, where staying XOR
+/// would cost about 600 bytes more.
+#[test]
+fn packed_returns_to_decimals_after_an_odd_value() {
+    let clean: Vec<(i64, f64)> = (0..120i64)
+        .map(|i| {
+            (
+                1_700_000_000_000 + i * 15_000,
+                (1000 + i * 7) as f64 / 100.0,
+            )
+        })
+        .collect();
+    let mut odd = clean.clone();
+    odd[30].1 = f64::NAN;
+    odd[31].1 = 1.0 / 3.0;
+    let clean_len = check_round_trip(Encoding::Packed, &clean).len();
+    let odd_len = check_round_trip(Encoding::Packed, &odd).len();
+    assert!(
+        odd_len < clean_len + 150,
+        "{odd_len} bytes against {clean_len}"
+    );
+}
