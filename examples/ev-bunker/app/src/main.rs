@@ -623,11 +623,14 @@ async fn control_get(State(app): State<Shared>) -> Response {
 }
 
 /// `POST /control?name=value&...`: sets the faults named; others stay.
+/// The faults stay locked from read to write, so that two requests at once
+/// (the e2e test injects several faults together) cannot undo each other.
 async fn control_set(
     State(app): State<Shared>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut f = app.faults.read().clone();
+    let mut faults = app.faults.write();
+    let mut f = faults.clone();
     let mut v = match serde_json::to_value(&f) {
         Ok(serde_json::Value::Object(m)) => m,
         _ => return (StatusCode::INTERNAL_SERVER_ERROR, "faults\n").into_response(),
@@ -665,7 +668,7 @@ async fn control_set(
     match serde_json::from_value::<Faults>(serde_json::Value::Object(v)) {
         Ok(nf) => {
             f = nf;
-            *app.faults.write() = f.clone();
+            *faults = f.clone();
             println!(
                 "ev-bunker: faults now {}",
                 serde_json::to_string(&f).unwrap_or_default()
