@@ -7,26 +7,38 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigil_server::{start, ServerOptions};
+use vigil_server::{start, Server, ServerOptions};
 
 fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").expect("a response head");
-    let status = head[9..12].parse().unwrap();
-    assert!(!head.to_ascii_lowercase().contains("chunked"), "{head}");
-    let v = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+    let (status, _, body) = request(addr, "GET", path, &[], "");
+    let v = serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
     (status, v)
+}
+
+/// A server on 127.0.0.1 with the configuration file `cfg` (and the web
+/// configuration `web`), its data in `dir`, on a runtime of its own.
+fn serve(dir: &Path, cfg: &Path, web: Option<PathBuf>) -> (tokio::runtime::Runtime, Server) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let server = rt
+        .block_on(start(ServerOptions {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.join("data"),
+            config: vigil_server::config::Config::load(cfg).unwrap(),
+            config_file: Some(cfg.to_path_buf()),
+            web_config_file: web,
+            ..ServerOptions::default()
+        }))
+        .unwrap();
+    (rt, server)
 }
 
 /// One request with extra headers and a body: (status, head, body).
@@ -145,20 +157,7 @@ fn groups_have_keys_and_pending_alerts_are_grouped_as_routed() {
     std::fs::write(dir.path().join("rules.yml"), RULES).unwrap();
     let cfg = dir.path().join("vigil.yml");
     std::fs::write(&cfg, CONFIG).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let server = rt
-        .block_on(start(ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            config: vigil_server::config::Config::load(&cfg).unwrap(),
-            config_file: Some(cfg.clone()),
-            ..ServerOptions::default()
-        }))
-        .unwrap();
+    let (rt, server) = serve(dir.path(), &cfg, None);
     let a = server.addr();
 
     // The firing alert reaches the notifier; the pending ones do not.
@@ -283,20 +282,7 @@ fn notify_file_loads_and_a_bad_reload_keeps_the_old_one() {
     std::fs::write(&am, first).unwrap();
     let cfg = dir.path().join("vigil.yml");
     std::fs::write(&cfg, "notify: {file: am/alertmanager.yml}\n").unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let server = rt
-        .block_on(start(ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            config: vigil_server::config::Config::load(&cfg).unwrap(),
-            config_file: Some(cfg.clone()),
-            ..ServerOptions::default()
-        }))
-        .unwrap();
+    let (rt, server) = serve(dir.path(), &cfg, None);
     let a = server.addr();
     let in_force = |text: &str, receivers: serde_json::Value| {
         let (code, st) = get(a, "/api/v2/status");
@@ -376,21 +362,7 @@ fn the_ack_link_of_a_notification_acknowledges_on_post_only() {
         ),
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let server = rt
-        .block_on(start(ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            config: vigil_server::config::Config::load(&cfg).unwrap(),
-            config_file: Some(cfg.clone()),
-            web_config_file: Some(web),
-            ..ServerOptions::default()
-        }))
-        .unwrap();
+    let (rt, server) = serve(dir.path(), &cfg, Some(web));
     let a = server.addr();
     // alice:alice-pw
     let alice = [("Authorization", "Basic YWxpY2U6YWxpY2UtcHc=")];
@@ -509,22 +481,9 @@ fn template_files_are_used_by_receiver_texts() {
         ),
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .worker_threads(2)
-        .build()
-        .unwrap();
     // The test runs in crates/server: the glob finds the files only when
     // it is resolved against the configuration file's directory.
-    let server = rt
-        .block_on(start(ServerOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().join("data"),
-            config: vigil_server::config::Config::load(&cfg).unwrap(),
-            config_file: Some(cfg.clone()),
-            ..ServerOptions::default()
-        }))
-        .unwrap();
+    let (rt, server) = serve(dir.path(), &cfg, None);
     let sms: Value = serde_json::from_str(&first_body(&got)).unwrap();
     assert_eq!(sms["message"], "PAGE Down on db (1 firing)", "{sms}");
     assert_eq!(sms["to"], "+15550001111");
