@@ -507,10 +507,13 @@ class Run:
         title = re.compile(rf"^\[FIRING:\d+\] {re.escape(name)} {re.escape(svc)}\b")
         text = re.compile(rf"^\*FIRING\* {re.escape(name)} \[{sev}\]: {self.summary_re(name)}$", re.M)
         if sev == "critical":
-            got = wait(f"{name}'s Slack (#ev-bunker-critical), SMS and escalation L1 (devops) messages",
-                       lambda: every(slack_msgs(self.sinks, CRIT_SLACK, "FIRING", name, t0),
-                                     sms_msgs(self.sinks, PAGER, "FIRING", name, t0),
-                                     slack_msgs(self.sinks, DEVOPS_SLACK, "FIRING", name, t0)), 30)
+            try:
+                got = wait(f"{name}'s Slack (#ev-bunker-critical), SMS and escalation L1 (devops) messages",
+                           lambda: every(slack_msgs(self.sinks, CRIT_SLACK, "FIRING", name, t0),
+                                         sms_msgs(self.sinks, PAGER, "FIRING", name, t0),
+                                         slack_msgs(self.sinks, DEVOPS_SLACK, "FIRING", name, t0)), 30)
+            except Fail as e:
+                raise Fail(f"{e}\n{self.notifier_report(name, t0)}") from None
             s, m, d = got[0][0], got[1][0], got[2][0]
             check(title.match(s["title"]), f"{name}: Slack title {s['title']!r}")
             check(text.search(s["text"]), f"{name}: Slack text {s['text']!r}")
@@ -522,8 +525,11 @@ class Run:
             check(not slack_msgs(self.sinks, WARN_SLACK, "FIRING", name, t0), f"{name}: a critical went to {WARN_SLACK}")
             return s["at"]
         if sev == "warning":
-            s = wait(f"{name}'s Slack message (#ev-bunker-alerts)",
-                     lambda: slack_msgs(self.sinks, WARN_SLACK, "FIRING", name, t0), 30)[0]
+            try:
+                s = wait(f"{name}'s Slack message (#ev-bunker-alerts)",
+                         lambda: slack_msgs(self.sinks, WARN_SLACK, "FIRING", name, t0), 30)[0]
+            except Fail as e:
+                raise Fail(f"{e}\n{self.notifier_report(name, t0)}") from None
             check(title.match(s["title"]), f"{name}: Slack title {s['title']!r}")
             check(text.search(s["text"]), f"{name}: Slack text {s['text']!r}")
             check(s["color"] == "warning", f"{name}: Slack colour {s['color']!r} for a warning")
@@ -544,6 +550,18 @@ class Run:
             s = wait(f"{name}'s resolved Slack message", lambda: slack_resolved(self.sinks, WARN_SLACK, name, t0),
                      gi + 15)
             check(s[0]["color"] == "good", f"{name}: resolved Slack colour {s[0]['color']!r}")
+
+    def notifier_report(self, name, t0):
+        """What the notifier and the sink saw of `name` since t0, for a
+        failed wait on its messages."""
+        lines = [f"  notifier alerts of {name}: {self.notifier_alert(name)}"]
+        for e in self.history():
+            if parse_time(e["at"]) >= t0 - 1 and name in json.dumps(e):
+                lines.append(f"  history: {e}")
+        for m in self.sinks.slack():
+            if m["at"] >= t0:
+                lines.append(f"  slack at +{m['at'] - t0:.1f}s {m['channel']}: {m['title']}")
+        return "\n".join(lines)
 
     def notifier_alert(self, name):
         return [a for a in http("GET", self.stack.vigil + "/api/v2/alerts") if a["labels"].get("alertname") == name]
