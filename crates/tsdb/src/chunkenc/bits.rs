@@ -43,7 +43,9 @@ impl BitWriter {
     pub(crate) fn with_header(header: &[u8], capacity: usize) -> Self {
         let mut buf = Vec::with_capacity(capacity.max(header.len()) + SLACK);
         buf.extend_from_slice(header);
-        buf.resize(header.len() + SLACK, 0);
+        // The whole capacity is writable from the start: the write path
+        // grows the buffer only once it is full.
+        buf.resize(buf.capacity(), 0);
         BitWriter {
             buf,
             pos: header.len(),
@@ -69,6 +71,14 @@ impl BitWriter {
     #[inline]
     pub(crate) fn set_header(&mut self, at: usize, bytes: &[u8]) {
         self.buf[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// The bytes written so far and at least [`SLACK`] bytes after them
+    /// (zeros past the written bits), so that an 8-byte load at any
+    /// written bit stays inside.
+    #[inline]
+    pub(crate) fn padded(&self) -> &[u8] {
+        &self.buf
     }
 
     /// Consumes the writer, returning exactly [`BitWriter::bytes`].

@@ -256,18 +256,15 @@ fn write_fields(w: &mut BitWriter, p: Params, zt: u64, zv: u64) {
 }
 
 fn write_header(w: &mut BitWriter, prev: Params, p: Params) {
+    let (wt, wv) = (u64::from(p.wt), u64::from(p.wv));
     if p == prev {
         w.write_bit(false);
     } else if p.xor {
-        w.write(0b11, 2);
-        w.write(u64::from(p.wt), 7);
-        w.write(u64::from(p.trail), 6);
-        w.write(u64::from(p.wv), 7);
+        let h = (0b11 << 20) | (wt << 13) | (u64::from(p.trail) << 7) | wv;
+        w.write(h, 22);
     } else {
-        w.write(0b10, 2);
-        w.write(u64::from(p.scale), 4);
-        w.write(u64::from(p.wt), 7);
-        w.write(u64::from(p.wv), 7);
+        let h = (0b10 << 18) | (u64::from(p.scale) << 14) | (wt << 7) | wv;
+        w.write(h, HEADER_DECIMAL_BITS);
     }
 }
 
@@ -498,33 +495,8 @@ impl Encoder {
 
     #[inline(always)]
     fn block_sample(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
-        if self.in_block == BLOCK {
-            self.in_block = 0;
-        }
         if self.in_block == 0 {
-            // A new block, first with the previous block's parameters.
-            self.prev_p = self.s.p;
-            // Chunks hold at most 65,535 samples of at most 129 bits.
-            self.start_bit = w.bit_len() as u32;
-            self.block_index = count;
-            self.or_t = 0;
-            self.or_v = 0;
-            match (self.s.p.xor, find_scale(v)) {
-                (true, Some((scale, _))) => {
-                    // After XOR blocks (a NaN, a stale marker, a value with
-                    // more digits), try decimals again.
-                    let p = Params {
-                        xor: false,
-                        scale: scale as u8,
-                        wt: self.s.p.wt,
-                        wv: 0,
-                        trail: 0,
-                    };
-                    write_header(w, self.prev_p, p);
-                    self.s.enter_block(p);
-                }
-                _ => w.write_bit(false),
-            }
+            self.start_block(w, count, v);
         }
         if !self.append_decimal(w, t, v) {
             self.append_other(w, t, v);
@@ -532,6 +504,35 @@ impl Encoder {
         self.in_block += 1;
         if self.in_block == BLOCK {
             self.finish_block(w);
+        }
+    }
+
+    /// Starts a block at sample `count`, whose value is `v`: with the
+    /// previous block's parameters, or after XOR blocks (a NaN, a stale
+    /// marker, a value with more digits) with decimals again where `v` is
+    /// one.
+    #[inline(never)]
+    fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
+        self.prev_p = self.s.p;
+        // Chunks hold at most 65,535 samples of at most 129 bits.
+        self.start_bit = w.bit_len() as u32;
+        self.block_index = count;
+        self.or_t = 0;
+        self.or_v = 0;
+        let back = if self.s.p.xor { find_scale(v) } else { None };
+        match back {
+            Some((scale, _)) => {
+                let p = Params {
+                    xor: false,
+                    scale: scale as u8,
+                    wt: self.s.p.wt,
+                    wv: 0,
+                    trail: 0,
+                };
+                write_header(w, self.prev_p, p);
+                self.s.enter_block(p);
+            }
+            None => w.write_bit(false),
         }
     }
 
@@ -634,23 +635,26 @@ impl Encoder {
     /// Rewrites the current block's fields (all but the sample being
     /// appended, `in_block` of them) at the widths of `to`, which has the
     /// block's mode and scale and fits every field; the state moves to `to`.
+    /// Works on the stored fields directly: a decimal field moves to the new
+    /// width's bias, an XOR field to the new window's trail.
     fn repack(&mut self, w: &mut BitWriter, to: Params) {
         let from = self.s.p;
         let k = usize::from(self.in_block);
         let mut fields = [(0u64, 0u64); BLOCK as usize];
         let body = self.start_bit as usize + header_bits(self.prev_p, from) as usize;
-        let read = read_fields(w.bytes(), body, from, &mut fields[..k]);
-        debug_assert!(read, "the encoder reads back its own block");
+        read_raw(w.padded(), body, from, &mut fields[..k]);
         w.truncate(self.start_bit as usize);
         write_header(w, self.prev_p, to);
-        for &(zt, zv) in &fields[..k] {
-            // XOR fields move with the window's trail.
-            let zv = if from.xor {
-                (zv << from.trail) >> to.trail
+        let dt = bias(u32::from(to.wt)).wrapping_sub(bias(u32::from(from.wt)));
+        let dv = bias(u32::from(to.wv)).wrapping_sub(bias(u32::from(from.wv)));
+        let (mt, mv) = (mask(to.wt), mask(to.wv));
+        for &(ft, fv) in &fields[..k] {
+            let fv = if from.xor {
+                (fv << from.trail) >> to.trail
             } else {
-                zv
+                fv.wrapping_add(dv) & mv
             };
-            write_fields(w, to, zt, zv);
+            write_raw(w, ft.wrapping_add(dt) & mt, to.wt, fv, to.wv);
         }
         self.s.p = to;
     }
@@ -677,9 +681,9 @@ impl Encoder {
         let new =
             u32::from(BLOCK) * (u32::from(wt) + u32::from(wv)) + header_bits(self.prev_p, narrow);
         if new < old {
-            self.in_block = BLOCK;
             self.repack(w, narrow);
         }
+        self.in_block = 0;
     }
 
     /// Rewrites the current block (its `in_block` samples and `new`, which
@@ -738,28 +742,51 @@ fn state_at(chunk: &[u8], n: u16) -> Option<State> {
     Some(d.s)
 }
 
-/// Reads `out.len()` samples' fields (as zigzag codes of the errors, or
-/// the shifted XOR) from bit `body` of `chunk`, at the widths of `p`;
-/// false if the bytes do not hold them.
-fn read_fields(chunk: &[u8], body: usize, p: Params, out: &mut [(u64, u64)]) -> bool {
-    let tail = Tail::new(chunk);
-    let mut r = BitReader::resume(chunk, &tail, Cursor::at(body >> 3));
-    let skip = (body & 7) as u32;
-    if skip > 0 && r.read(skip).is_err() {
-        return false;
+/// The low `w` bits set.
+#[inline(always)]
+fn mask(w: u8) -> u64 {
+    1u64.checked_shl(u32::from(w)).map_or(u64::MAX, |x| x - 1)
+}
+
+/// The `n`-bit field (`n <= 64`) at bit `pos` of `buf`, which holds at
+/// least 8 bytes past it (a writer's [`BitWriter::padded`] bytes).
+#[inline(always)]
+fn field_at(buf: &[u8], pos: usize, n: u32) -> u64 {
+    let word = |at: usize| load_at(buf, at).unwrap_or(0);
+    match n {
+        0 => 0,
+        1..=56 => word(pos) >> (64 - n),
+        _ => ((word(pos) >> (96 - n)) << 32) | (word(pos + (n - 32) as usize) >> 32),
     }
+}
+
+/// The stored fields of `out.len()` samples from bit `body` of an
+/// encoder's own bytes, as written (biased errors, or the shifted XOR).
+fn read_raw(buf: &[u8], body: usize, p: Params, out: &mut [(u64, u64)]) {
+    let (wt, wv) = (u32::from(p.wt), u32::from(p.wv));
+    let width = wt + wv;
+    let mut pos = body;
     for slot in out {
-        let (Ok(ft), Ok(fv)) = (r.read_long(u32::from(p.wt)), r.read_long(u32::from(p.wv))) else {
-            return false;
-        };
-        let zv = if p.xor {
-            fv
+        *slot = if width <= 56 {
+            let f = field_at(buf, pos, width);
+            (f >> wv, f & mask(p.wv))
         } else {
-            zigzag(from_field(fv, p.wv))
+            (field_at(buf, pos, wt), field_at(buf, pos + wt as usize, wv))
         };
-        *slot = (zigzag(from_field(ft, p.wt)), zv);
+        pos += width as usize;
     }
-    !r.overrun()
+}
+
+/// Writes stored fields `ft`, `fv` at widths `wt`, `wv`.
+#[inline(always)]
+fn write_raw(w: &mut BitWriter, ft: u64, wt: u8, fv: u64, wv: u8) {
+    let width = u32::from(wt) + u32::from(wv);
+    if width > 56 {
+        w.write_long(ft, u32::from(wt));
+        w.write_long(fv, u32::from(wv));
+    } else if width > 0 {
+        w.write((ft << wv) | fv, width);
+    }
 }
 
 /// Reads the first `out.len()` samples of the block at `start_bit` of
