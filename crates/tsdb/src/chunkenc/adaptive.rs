@@ -60,8 +60,8 @@ pub(super) const MAX_SCALE: usize = 15;
 /// no longer converts to `f64` exactly.
 const MAX_DECIMAL: f64 = 9_007_199_254_740_992.0;
 /// See [`decimal_at`].
-const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
-const ROUND_LIMIT: f64 = 2_251_799_813_685_248.0; // 2^51
+pub(super) const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0; // 1.5 * 2^52
+pub(super) const ROUND_LIMIT: f64 = 2_251_799_813_685_248.0; // 2^51
 /// Powers of ten for the decimal scales; all exact in `f64`.
 pub(super) const POW10: [f64; MAX_SCALE + 1] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,

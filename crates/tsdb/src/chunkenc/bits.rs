@@ -153,12 +153,23 @@ impl BitWriter {
         }
     }
 
+    /// Makes room for `len` bytes of stream in all (plus the slack)
+    /// without growing again; never shrinks.
+    pub(crate) fn reserve_total(&mut self, len: usize) {
+        let want = len + SLACK;
+        if want > self.buf.len() {
+            self.buf.reserve_exact(want - self.buf.len());
+            self.buf.resize(self.buf.capacity(), 0);
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn grow_and_store(&mut self, word: [u8; 8]) {
         // Amortised doubling; new bytes are zero as the write path needs.
         let want = (self.pos + SLACK).max(self.buf.len() * 2);
-        self.buf.resize(want, 0);
+        self.buf.reserve_exact(want - self.buf.len());
+        self.buf.resize(self.buf.capacity(), 0);
         self.buf[self.pos..self.pos + 8].copy_from_slice(&word);
     }
 }

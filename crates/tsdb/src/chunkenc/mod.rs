@@ -221,7 +221,26 @@ impl Header {
     }
 }
 
+/// Samples after which an encoder sizes its buffer for the whole chunk:
+/// the first two (coded on their own) and a block of sixteen.
+const SIZE_AT: u16 = 18;
+
+/// The samples a head chunk usually holds when it is cut.
+const CHUNK_SAMPLES_EXPECTED: usize = 120;
+
+/// The expected length of a chunk of [`CHUNK_SAMPLES_EXPECTED`] samples
+/// that is `len` bytes long after [`SIZE_AT`] samples, the last sixteen of
+/// which took `recent` bytes, with 1/8 to spare. If it falls short, the
+/// buffer grows by doubling.
+fn expected_len(len: usize, recent: usize) -> usize {
+    let rest = CHUNK_SAMPLES_EXPECTED - usize::from(SIZE_AT);
+    len + recent * rest * 9 / (16 * 8)
+}
+
+/// An explicit tag: with the tag in a niche of an encoder's field, every
+/// append spent instructions decoding it.
 #[derive(Debug, Clone)]
+#[repr(u8)]
 enum EncoderState {
     Xor(xor::Encoder),
     Adaptive(adaptive::Encoder),
@@ -241,6 +260,8 @@ pub struct ChunkEncoder {
     count: u16,
     state: EncoderState,
     last: (i64, f64),
+    /// Bytes after the first two samples (see [`SIZE_AT`]).
+    len_at_2: u16,
 }
 
 impl ChunkEncoder {
@@ -257,6 +278,7 @@ impl ChunkEncoder {
             count: 0,
             state,
             last: (0, 0.0),
+            len_at_2: 0,
         }
     }
 
@@ -275,6 +297,13 @@ impl ChunkEncoder {
         self.count += 1;
         self.w.set_header(1, &self.count.to_be_bytes());
         self.last = (t, v);
+        if self.count == 2 {
+            self.len_at_2 = self.w.bit_len().div_ceil(8) as u16;
+        } else if self.count == SIZE_AT {
+            let len = self.w.bit_len().div_ceil(8);
+            self.w
+                .reserve_total(expected_len(len, len - usize::from(self.len_at_2)));
+        }
         Ok(())
     }
 

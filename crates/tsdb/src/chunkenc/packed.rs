@@ -21,6 +21,7 @@
 
 use super::adaptive::{
     decimal_at, decimal_value, find_scale, read_varlen, write_varlen, MAX_SCALE, POW10,
+    ROUND_LIMIT, ROUND_MAGIC,
 };
 use super::bits::{load_at, BitReader, BitWriter, Cursor, Tail};
 use super::{unzigzag, zigzag, Fault};
@@ -174,6 +175,23 @@ impl State {
         }
         self.p = p;
     }
+}
+
+/// [`decimal_at`] for the fast path: `v` at `scale` as an integer below
+/// 2^51 in magnitude, or `None` (also for larger integers, which
+/// [`decimal_at`] may still accept).
+#[inline(always)]
+fn decimal_small(v: f64, scale: u8) -> Option<i64> {
+    let p = POW10[usize::from(scale) & MAX_SCALE];
+    let x = v * p;
+    // False for NaN too.
+    if !(x.abs() < ROUND_LIMIT) {
+        return None;
+    }
+    // Round to nearest: adding 1.5 * 2^52 leaves round(x) in the low
+    // mantissa bits for |x| < 2^51.
+    let n = ((x + ROUND_MAGIC).to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
+    ((n as f64 / p).to_bits() == v.to_bits()).then_some(n)
 }
 
 /// Bit length of `z` (0 for 0).
@@ -424,7 +442,12 @@ pub(crate) struct Encoder {
     /// OR of the current block's fields, to find narrower widths.
     or_t: u64,
     or_v: u64,
+    /// XOR block starts before the next search of every decimal scale.
+    search_in: u8,
 }
+
+/// XOR block starts between searches of every decimal scale.
+const SEARCH_EVERY: u8 = 4;
 
 impl Encoder {
     pub(crate) fn new() -> Self {
@@ -436,17 +459,106 @@ impl Encoder {
             in_block: 0,
             or_t: 0,
             or_v: 0,
+            search_in: 0,
         }
     }
 
     /// Appends a sample; `count` is the number of samples already written.
     #[inline]
     pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        // Inside a block (so past the first two samples), the sample most
+        // often fits the block as it is.
+        if self.in_block != 0 && self.append_fitting(w, t, v) {
+            self.in_block += 1;
+            if self.in_block == BLOCK {
+                self.finish_block(w);
+            }
+            return;
+        }
+        self.append_general(w, count, t, v);
+    }
+
+    #[inline(never)]
+    fn append_general(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
         match count {
             0 => self.first(w, t, v),
             1 => self.second(w, t, v),
             _ => self.block_sample(w, count, t, v),
         }
+    }
+
+    /// The fast path of XOR blocks: a sample whose XOR lies in the block's
+    /// window and whose timestamp error fits its field.
+    #[inline(always)]
+    fn append_fitting_xor(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
+        let s = &mut self.s;
+        let p = s.p;
+        let (wt, wv, trail) = (u32::from(p.wt), u32::from(p.wv), u32::from(p.trail));
+        if wt > 56 {
+            return false;
+        }
+        let pi = s.predicted_interval();
+        let et = t.wrapping_sub(s.t).wrapping_sub(pi);
+        let ft = (et as u64).wrapping_add((1u64 << wt) >> 1);
+        let x = v.to_bits() ^ s.vbits;
+        // trail < 64 (a 6-bit header field) and trail + wv <= 64.
+        let xs = x >> trail;
+        if (ft >> wt) != 0 || (xs << trail) != x || !fits(xs, p.wv) {
+            return false;
+        }
+        self.or_t |= zigzag(et);
+        self.or_v |= xs;
+        s.step_t(et);
+        s.vbits = v.to_bits();
+        if wt + wv <= 56 {
+            if wt + wv > 0 {
+                w.write((ft << wv) | xs, wt + wv);
+            }
+        } else {
+            w.write_long(ft, wt);
+            w.write_long(xs, wv);
+        }
+        true
+    }
+
+    /// The fast path: a decimal block whose fields are at most 56 bits wide
+    /// together, and a sample whose value is a decimal at the block's scale
+    /// (below 2^51 as an integer) and whose errors fit the fields. Writes it
+    /// and returns true, or returns false having changed nothing.
+    #[inline(always)]
+    fn append_fitting(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
+        let p = self.s.p;
+        let (wt, wv) = (u32::from(p.wt), u32::from(p.wv));
+        if p.xor {
+            return self.append_fitting_xor(w, t, v);
+        }
+        if wt + wv > 56 {
+            return false;
+        }
+        let Some(n) = decimal_small(v, p.scale) else {
+            return false;
+        };
+        let s = &mut self.s;
+        let pi = s.predicted_interval();
+        let pd = s.predicted_delta();
+        let et = t.wrapping_sub(s.t).wrapping_sub(pi);
+        let ev = n.wrapping_sub(s.n).wrapping_sub(pd);
+        // Both widths are below 57, so the shifts are in range; an error
+        // fits its field exactly when the biased error does.
+        let ft = (et as u64).wrapping_add((1u64 << wt) >> 1);
+        let fv = (ev as u64).wrapping_add((1u64 << wv) >> 1);
+        if (ft >> wt) | (fv >> wv) != 0 {
+            return false;
+        }
+        self.or_t |= zigzag(et);
+        self.or_v |= zigzag(ev);
+        s.step_t(et);
+        s.step_v(ev);
+        s.vbits = v.to_bits();
+        if wt + wv > 0 {
+            w.write((ft << wv) | fv, wt + wv);
+        }
+        true
     }
 
     fn first(&mut self, w: &mut BitWriter, t: i64, v: f64) {
@@ -519,7 +631,24 @@ impl Encoder {
         self.block_index = count;
         self.or_t = 0;
         self.or_v = 0;
-        let back = if self.s.p.xor { find_scale(v) } else { None };
+        let back = if !self.s.p.xor {
+            None
+        } else if self.search_in == 0 {
+            // Every decimal scale (sixteen tries), then not again for a few
+            // blocks if none fits: a series of full-precision floats would
+            // otherwise pay it at every block.
+            let found = find_scale(v);
+            if found.is_none() {
+                self.search_in = SEARCH_EVERY - 1;
+            }
+            found
+        } else {
+            // In between, only the last decimal block's scale (a decimal
+            // series interrupted by a NaN or a stale marker).
+            self.search_in -= 1;
+            let scale = self.s.p.scale;
+            decimal_at(v, usize::from(scale)).map(|n| (usize::from(scale), n))
+        };
         match back {
             Some((scale, _)) => {
                 let p = Params {
