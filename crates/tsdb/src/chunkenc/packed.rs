@@ -184,8 +184,8 @@ impl State {
 fn decimal_small(v: f64, scale: u8) -> Option<i64> {
     let p = POW10[usize::from(scale) & MAX_SCALE];
     let x = v * p;
-    // False for NaN too.
-    if !(x.abs() < ROUND_LIMIT) {
+    // NaN compares as None.
+    if x.abs().partial_cmp(&ROUND_LIMIT) != Some(std::cmp::Ordering::Less) {
         return None;
     }
     // Round to nearest: adding 1.5 * 2^52 leaves round(x) in the low
