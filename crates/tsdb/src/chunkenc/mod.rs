@@ -223,7 +223,7 @@ impl Header {
 
 /// Samples after which an encoder sizes its buffer for the whole chunk:
 /// the first two (coded on their own) and a block of sixteen.
-const SIZE_AT: u16 = 18;
+pub(crate) const SIZE_AT: u16 = 18;
 
 /// The samples a head chunk usually holds when it is cut.
 const CHUNK_SAMPLES_EXPECTED: usize = 120;
@@ -232,7 +232,7 @@ const CHUNK_SAMPLES_EXPECTED: usize = 120;
 /// that is `len` bytes long after [`SIZE_AT`] samples, the last sixteen of
 /// which took `recent` bytes, with 1/8 to spare. If it falls short, the
 /// buffer grows by doubling.
-fn expected_len(len: usize, recent: usize) -> usize {
+pub(crate) fn expected_len(len: usize, recent: usize) -> usize {
     let rest = CHUNK_SAMPLES_EXPECTED - usize::from(SIZE_AT);
     len + recent * rest * 9 / (16 * 8)
 }
@@ -289,22 +289,36 @@ impl ChunkEncoder {
         if self.count == MAX_SAMPLES {
             return Err(ChunkFull);
         }
+        // The Packed encoder knows its last sample and sizes the buffer
+        // itself, at the start of its second block.
         match &mut self.state {
-            EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
-            EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
             EncoderState::Packed(e) => e.append(&mut self.w, self.count, t, v),
+            EncoderState::Xor(e) => {
+                e.append(&mut self.w, self.count, t, v);
+                self.after_other(t, v);
+            }
+            EncoderState::Adaptive(e) => {
+                e.append(&mut self.w, self.count, t, v);
+                self.after_other(t, v);
+            }
         }
         self.count += 1;
         self.w.set_header(1, &self.count.to_be_bytes());
+        Ok(())
+    }
+
+    /// Bookkeeping of the encodings other than Packed after an append
+    /// (`count` not yet incremented).
+    #[inline(always)]
+    fn after_other(&mut self, t: i64, v: f64) {
         self.last = (t, v);
-        if self.count == 2 {
+        if self.count == 1 {
             self.len_at_2 = self.w.bit_len().div_ceil(8) as u16;
-        } else if self.count == SIZE_AT {
+        } else if self.count == SIZE_AT - 1 {
             let len = self.w.bit_len().div_ceil(8);
             self.w
                 .reserve_total(expected_len(len, len - usize::from(self.len_at_2)));
         }
-        Ok(())
     }
 
     /// The chunk's encoding.
@@ -323,7 +337,11 @@ impl ChunkEncoder {
 
     /// The last appended sample, if any.
     pub fn last_sample(&self) -> Option<(i64, f64)> {
-        (self.count > 0).then_some(self.last)
+        let last = match &self.state {
+            EncoderState::Packed(e) => e.last(),
+            _ => self.last,
+        };
+        (self.count > 0).then_some(last)
     }
 
     /// The complete chunk, header included, as it would be written to disk.

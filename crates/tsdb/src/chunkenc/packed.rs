@@ -508,7 +508,13 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= xs;
-        s.step_t(et);
+        if wt <= u32::from(T_SAFE_BITS) {
+            s.t = t;
+            s.interval = s.interval.wrapping_add(et);
+            s.t_jump = false;
+        } else {
+            s.step_t(et);
+        }
         s.vbits = v.to_bits();
         if wt + wv <= 56 {
             if wt + wv > 0 {
@@ -552,13 +558,31 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= zigzag(ev);
-        s.step_t(et);
-        s.step_v(ev);
+        // Errors that fit the safe widths are never outliers.
+        if wt <= u32::from(T_SAFE_BITS) {
+            s.t = t;
+            s.interval = s.interval.wrapping_add(et);
+            s.t_jump = false;
+        } else {
+            s.step_t(et);
+        }
+        if wv <= u32::from(V_SAFE_BITS) {
+            s.n = n;
+            s.avg = s.avg.wrapping_add(ev);
+            s.v_jump = false;
+        } else {
+            s.step_v(ev);
+        }
         s.vbits = v.to_bits();
         if wt + wv > 0 {
             w.write((ft << wv) | fv, wt + wv);
         }
         true
+    }
+
+    /// The last sample appended (any, once one is).
+    pub(crate) fn last(&self) -> (i64, f64) {
+        (self.s.t, f64::from_bits(self.s.vbits))
     }
 
     fn first(&mut self, w: &mut BitWriter, t: i64, v: f64) {
@@ -625,6 +649,12 @@ impl Encoder {
     /// one.
     #[inline(never)]
     fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
+        if count == super::SIZE_AT {
+            // The first block is done: size the buffer for the chunk.
+            let len = w.bit_len().div_ceil(8);
+            let first = len - self.start_bit as usize / 8;
+            w.reserve_total(super::expected_len(len, first));
+        }
         self.prev_p = self.s.p;
         // Chunks hold at most 65,535 samples of at most 129 bits.
         self.start_bit = w.bit_len() as u32;
