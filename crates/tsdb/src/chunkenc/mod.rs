@@ -265,13 +265,34 @@ pub struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
-    /// An empty chunk of the given encoding.
+    /// An empty chunk of the given encoding, tuned for appending one
+    /// sample at a time as the head does.
     pub fn new(encoding: Encoding) -> Self {
-        let state = match encoding {
-            Encoding::Xor => EncoderState::Xor(xor::Encoder::new()),
-            Encoding::Adaptive => EncoderState::Adaptive(adaptive::Encoder::new()),
-            Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
-        };
+        Self::with_state(
+            encoding,
+            match encoding {
+                Encoding::Xor => EncoderState::Xor(xor::Encoder::new()),
+                Encoding::Adaptive => EncoderState::Adaptive(adaptive::Encoder::new()),
+                Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
+            },
+        )
+    }
+
+    /// An empty chunk of the given encoding, tuned for size: for chunks
+    /// written once to a block (persisting the head, compaction, import).
+    /// The Packed encoding then repacks every block that a narrower width
+    /// would code in fewer bits, which the head's encoder skips for small
+    /// savings; the other encodings are the same either way.
+    pub fn new_compact(encoding: Encoding) -> Self {
+        match encoding {
+            Encoding::Packed => {
+                Self::with_state(encoding, EncoderState::Packed(packed::Encoder::compact()))
+            }
+            _ => Self::new(encoding),
+        }
+    }
+
+    fn with_state(encoding: Encoding, state: EncoderState) -> Self {
         ChunkEncoder {
             // ~120 samples of typical data fit without reallocating.
             w: BitWriter::with_header(&[encoding.as_u8(), 0, 0], 128),

@@ -31,6 +31,17 @@ fn check_round_trip(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
     let decoded = decode_all(&bytes).expect("valid chunk");
     assert_same(&decoded, samples);
 
+    // The encoder for blocks codes the same samples, maybe in other bits.
+    let mut c = ChunkEncoder::new_compact(enc);
+    for &(t, v) in samples {
+        c.append(t, v).expect("room for the sample");
+    }
+    assert_eq!(
+        c.last_sample().map(|(t, v)| (t, v.to_bits())),
+        samples.last().map(|&(t, v)| (t, v.to_bits()))
+    );
+    assert_same(&decode_all(c.bytes()).expect("valid chunk"), samples);
+
     // The cursor, and that it stays exhausted.
     let mut it = ChunkIter::new(&bytes[..]);
     for &(t, v) in samples {
@@ -638,6 +649,44 @@ fn adaptive_bytes_are_pinned() {
         got.push((kind, h, len));
     }
     assert_eq!(got, want, "the adaptive chunk bytes changed");
+}
+
+/// The Packed chunks written to blocks: pinned like the adaptive ones
+/// above (hash and total size of 16 jittered chunks per kind), and never
+/// larger in all than the head's chunks of the same samples, which skip
+/// small narrowings for speed.
+#[test]
+fn packed_compact_bytes_are_pinned_and_smaller() {
+    let want = [
+        (Kind::CpuSeconds, 0xc672_d181_0335_2702u64, 2_834),
+        (Kind::ByteCounter, 0x014e_08a8_39da_ca47, 5_557),
+        (Kind::Gauge2dp, 0x8bd9_7950_8ef5_1d41, 2_944),
+        (Kind::Constant, 0xf822_f0ec_9cb0_8312, 1_239),
+        (Kind::FloatGauge, 0x3d93_0450_1ada_d063, 13_685),
+    ];
+    let mut got = Vec::new();
+    let (mut compact, mut head) = (0, 0);
+    for (kind, _, _) in want {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        let mut len = 0;
+        for seed in 0..16 {
+            let samples = testdata::series(kind, seed, true);
+            let mut e = ChunkEncoder::new_compact(Encoding::Packed);
+            for &(t, v) in &samples {
+                e.append(t, v).expect("room for the sample");
+            }
+            let bytes = e.into_bytes();
+            len += bytes.len();
+            for b in bytes {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            head += check_round_trip(Encoding::Packed, &samples).len();
+        }
+        compact += len;
+        got.push((kind, h, len));
+    }
+    assert_eq!(got, want, "the packed chunk bytes changed");
+    assert!(compact <= head, "compact {compact} bytes, head {head}");
 }
 
 /// Timestamp errors so large that the Rice parameter reaches its cap during
