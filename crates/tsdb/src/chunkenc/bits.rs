@@ -81,10 +81,11 @@ impl BitWriter {
         &self.buf
     }
 
-    /// Consumes the writer, returning exactly [`BitWriter::bytes`].
+    /// Consumes the writer, returning exactly [`BitWriter::bytes`] (in a
+    /// vector that may have spare capacity: chunks are written out and
+    /// dropped, so shrinking would be a reallocation for nothing).
     pub(crate) fn into_bytes(mut self) -> Vec<u8> {
         self.buf.truncate(self.bit_len().div_ceil(8));
-        self.buf.shrink_to_fit();
         self.buf
     }
 

@@ -292,9 +292,18 @@ impl ChunkEncoder {
         }
     }
 
+    /// [`ChunkEncoder::new`] with room for `bytes` bytes of chunk: the
+    /// head passes the size of the series' previous chunk, so that a chunk
+    /// like it never reallocates.
+    pub fn with_capacity(encoding: Encoding, bytes: usize) -> Self {
+        let mut e = Self::new(encoding);
+        e.w.reserve_total(bytes);
+        e
+    }
+
     fn with_state(encoding: Encoding, state: EncoderState) -> Self {
         ChunkEncoder {
-            // ~120 samples of typical data fit without reallocating.
+            // Sized again for the whole chunk after its first samples.
             w: BitWriter::with_header(&[encoding.as_u8(), 0, 0], 128),
             count: 0,
             state,
@@ -305,7 +314,10 @@ impl ChunkEncoder {
 
     /// Appends a sample. Fails only when the chunk already holds
     /// [`MAX_SAMPLES`] samples.
-    #[inline]
+    /// Always inlined: the few callers append in loops, and as a call the
+    /// encoder's state goes through memory on every sample (about 25
+    /// instructions more per sample in the chunk bench).
+    #[inline(always)]
     pub fn append(&mut self, t: i64, v: f64) -> Result<(), ChunkFull> {
         if self.count == MAX_SAMPLES {
             return Err(ChunkFull);
@@ -375,8 +387,8 @@ impl ChunkEncoder {
         self.w.bit_len().div_ceil(8)
     }
 
-    /// Consumes the encoder and returns [`ChunkEncoder::bytes`] without
-    /// spare capacity.
+    /// Consumes the encoder and returns [`ChunkEncoder::bytes`] (the
+    /// vector may have spare capacity).
     pub fn into_bytes(self) -> Vec<u8> {
         self.w.into_bytes()
     }

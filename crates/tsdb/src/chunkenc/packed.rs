@@ -484,26 +484,40 @@ impl Encoder {
     }
 
     /// Appends a sample; `count` is the number of samples already written.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
-        // Inside a block (so past the first two samples), the sample most
-        // often fits the block as it is.
-        if self.in_block != 0 && self.append_fitting(w, t, v) {
-            self.in_block += 1;
-            if self.in_block == BLOCK {
-                self.finish_block(w);
+        if self.in_block == 0 {
+            if count < 2 {
+                self.first_two(w, count, t, v);
+                return;
             }
-            return;
+            self.start_block(w, count, v);
         }
-        self.append_general(w, count, t, v);
+        // Most samples fit the block as it is.
+        if !self.append_fitting(w, t, v) {
+            self.append_slow(w, t, v);
+        }
+        self.in_block += 1;
+        if self.in_block == BLOCK {
+            self.finish_block(w);
+        }
     }
 
+    /// The first two samples, which have codes of their own.
     #[inline(never)]
-    fn append_general(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
-        match count {
-            0 => self.first(w, t, v),
-            1 => self.second(w, t, v),
-            _ => self.block_sample(w, count, t, v),
+    fn first_two(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        if count == 0 {
+            self.first(w, t, v);
+        } else {
+            self.second(w, t, v);
+        }
+    }
+
+    /// A block sample that does not fit the block as it is.
+    #[inline(never)]
+    fn append_slow(&mut self, w: &mut BitWriter, t: i64, v: f64) {
+        if !self.append_decimal(w, t, v) {
+            self.append_other(w, t, v);
         }
     }
 
@@ -647,20 +661,6 @@ impl Encoder {
             }
         }
         s.vbits = v.to_bits();
-    }
-
-    #[inline(always)]
-    fn block_sample(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
-        if self.in_block == 0 {
-            self.start_block(w, count, v);
-        }
-        if !self.append_decimal(w, t, v) {
-            self.append_other(w, t, v);
-        }
-        self.in_block += 1;
-        if self.in_block == BLOCK {
-            self.finish_block(w);
-        }
     }
 
     /// Starts a block at sample `count`, whose value is `v`: with the

@@ -206,16 +206,20 @@ impl MemSeries {
         cut: &CutPolicy,
     ) -> Option<(Vec<u8>, i64, i64)> {
         let mut completed = None;
+        let mut hint = 0;
         if let Some(open) = &self.open {
             let n = open.enc.num_samples();
             if n >= cut.max_samples || t >= cut.range_end(open.mint) {
                 let old = self.open.take().expect("checked above");
                 let maxt = old.enc.last_sample().map_or(old.mint, |s| s.0);
-                completed = Some((old.enc.into_bytes(), old.mint, maxt));
+                let bytes = old.enc.into_bytes();
+                // The next chunk of a series is usually about as long.
+                hint = bytes.len() + bytes.len() / 8;
+                completed = Some((bytes, old.mint, maxt));
             }
         }
         let open = self.open.get_or_insert_with(|| OpenChunk {
-            enc: ChunkEncoder::new(cut.encoding),
+            enc: ChunkEncoder::with_capacity(cut.encoding, hint),
             mint: t,
         });
         // A chunk holds at most u16::MAX samples and the cut policy cuts far
