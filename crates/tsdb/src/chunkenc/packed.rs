@@ -449,7 +449,7 @@ pub(crate) struct Encoder {
 }
 
 /// XOR block starts between searches of every decimal scale.
-const SEARCH_EVERY: u8 = 4;
+const SEARCH_EVERY: u8 = 8;
 /// Bits a full block must save for the head's encoder to repack it
 /// narrower: with jittered timestamps, a block often needs a bit more than
 /// the last one and the next a bit less, and repacking every such block
@@ -457,6 +457,12 @@ const SEARCH_EVERY: u8 = 4;
 /// 0.7% of the bytes. Chunks written to blocks ([`Encoder::compact`])
 /// take every saving.
 const NARROW_SLACK: u32 = 16;
+
+/// The head's encoder narrows an XOR block only for three times
+/// [`NARROW_SLACK`]: the window of noisy floats moves by a bit or two from
+/// block to block, and narrowing then widening again cost more time than
+/// the bits are worth in a head chunk (blocks re-encode it tightly).
+const XOR_SLACK_FACTOR: u32 = 3;
 
 impl Encoder {
     /// An encoder for the head: fast appends (see [`NARROW_SLACK`]).
@@ -859,7 +865,12 @@ impl Encoder {
             u32::from(BLOCK) * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(self.prev_p, p);
         let new =
             u32::from(BLOCK) * (u32::from(wt) + u32::from(wv)) + header_bits(self.prev_p, narrow);
-        if new + self.slack < old {
+        let slack = if p.xor {
+            self.slack * XOR_SLACK_FACTOR
+        } else {
+            self.slack
+        };
+        if new + slack < old {
             self.repack(w, narrow);
         }
         self.in_block = 0;
