@@ -825,6 +825,14 @@ impl Encoder {
     fn repack(&mut self, w: &mut BitWriter, to: Params) {
         let from = self.s.p;
         let k = usize::from(self.in_block);
+        let (wf, wn) = (
+            u32::from(from.wt) + u32::from(from.wv),
+            u32::from(to.wt) + u32::from(to.wv),
+        );
+        if !from.xor && wf <= 56 && wn <= 56 {
+            self.repack_decimal(w, to, k, wf, wn);
+            return;
+        }
         let mut fields = [(0u64, 0u64); BLOCK as usize];
         let body = self.start_bit as usize + header_bits(self.prev_p, from) as usize;
         read_raw(w.padded(), body, from, &mut fields[..k]);
@@ -840,6 +848,35 @@ impl Encoder {
                 fv.wrapping_add(dv) & mv
             };
             write_raw(w, ft.wrapping_add(dt) & mt, to.wt, fv, to.wv);
+        }
+        self.s.p = to;
+    }
+
+    /// [`Encoder::repack`] of a decimal block whose old and new fields of
+    /// a sample fit one 56-bit write: each sample's two fields are read,
+    /// rebiased and written as one.
+    fn repack_decimal(&mut self, w: &mut BitWriter, to: Params, k: usize, wf: u32, wn: u32) {
+        let from = self.s.p;
+        let mut fields = [0u64; BLOCK as usize];
+        let body = self.start_bit as usize + header_bits(self.prev_p, from) as usize;
+        let buf = w.padded();
+        for (i, f) in fields[..k].iter_mut().enumerate() {
+            *f = field_at(buf, body + i * wf as usize, wf);
+        }
+        w.truncate(self.start_bit as usize);
+        write_header(w, self.prev_p, to);
+        if wn == 0 {
+            self.s.p = to;
+            return;
+        }
+        let (fwv, twv) = (u32::from(from.wv), u32::from(to.wv));
+        let dt = bias(u32::from(to.wt)).wrapping_sub(bias(u32::from(from.wt)));
+        let dv = bias(twv).wrapping_sub(bias(fwv));
+        let (mt, mv, mfv) = (mask(to.wt), mask(to.wv), mask(from.wv));
+        for &f in &fields[..k] {
+            let ft = (f >> fwv).wrapping_add(dt) & mt;
+            let fv = (f & mfv).wrapping_add(dv) & mv;
+            w.write((ft << twv) | fv, wn);
         }
         self.s.p = to;
     }
@@ -861,6 +898,11 @@ impl Encoder {
             (bits_of(self.or_t), bits_of(self.or_v), 0)
         };
         let narrow = Params { wt, wv, trail, ..p };
+        if narrow == p {
+            // Often so: the block grew to just what its samples need.
+            self.in_block = 0;
+            return;
+        }
         let old =
             u32::from(BLOCK) * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(self.prev_p, p);
         let new =
