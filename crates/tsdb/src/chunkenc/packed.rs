@@ -80,6 +80,16 @@ struct State {
     p: Params,
 }
 
+/// The rare branch of [`State::step_t`] and [`State::step_v`]: an outlier
+/// restarts the mean `mean` from `delta` if the last one was an outlier
+/// too. Out of line and by value: as a select it kept more values live in
+/// the decoding loops than they have registers for.
+#[cold]
+#[inline(never)]
+fn outlier(mean: i64, jump: bool, delta: i64, frac: u32) -> (i64, bool) {
+    (if jump { delta.wrapping_shl(frac) } else { mean }, true)
+}
+
 /// `x * 10^k` (k > 0) or `x / 10^-k` (k < 0), wrapping.
 fn rescale(x: i64, k: i32) -> i64 {
     let f = 10i64.wrapping_pow(k.unsigned_abs());
@@ -122,16 +132,33 @@ impl State {
     /// most [`T_BIG_FLOOR`] are never outliers.
     #[inline(always)]
     fn step_t(&mut self, e: i64) {
+        self.step_t_as::<false>(e);
+    }
+
+    /// [`State::step_t`], with the outlier branch out of line when
+    /// `OUT_OF_LINE` (what the decoding loops want; the encoder is faster
+    /// with a select).
+    #[inline(always)]
+    fn step_t_as<const OUT_OF_LINE: bool>(&mut self, e: i64) {
         let pred = self.predicted_interval();
         let delta = pred.wrapping_add(e);
         self.t = self.t.wrapping_add(delta);
         let big = e.unsigned_abs() > ((pred as u64) >> 2) + T_BIG_FLOOR;
-        if !big {
-            self.interval = self.interval.wrapping_add(e);
-        } else if self.t_jump {
-            self.interval = delta.wrapping_shl(T_FRAC);
+        if OUT_OF_LINE {
+            if big {
+                (self.interval, self.t_jump) = outlier(self.interval, self.t_jump, delta, T_FRAC);
+            } else {
+                self.interval = self.interval.wrapping_add(e);
+                self.t_jump = false;
+            }
+        } else {
+            if !big {
+                self.interval = self.interval.wrapping_add(e);
+            } else if self.t_jump {
+                self.interval = delta.wrapping_shl(T_FRAC);
+            }
+            self.t_jump = big;
         }
-        self.t_jump = big;
     }
 
     #[inline(always)]
@@ -145,20 +172,34 @@ impl State {
     /// are never outliers.
     #[inline(always)]
     fn step_v(&mut self, e: i64) {
+        self.step_v_as::<false>(e);
+    }
+
+    /// [`State::step_v`], with the outlier branch out of line when
+    /// `OUT_OF_LINE` (see [`State::step_t_as`]).
+    #[inline(always)]
+    fn step_v_as<const OUT_OF_LINE: bool>(&mut self, e: i64) {
         let pred = self.predicted_delta();
         let d = pred.wrapping_add(e);
         self.n = self.n.wrapping_add(d);
-        let big = e.unsigned_abs()
-            > pred
-                .unsigned_abs()
-                .saturating_mul(4)
-                .saturating_add(V_BIG_FLOOR);
-        if !big {
-            self.avg = self.avg.wrapping_add(e);
-        } else if self.v_jump {
-            self.avg = d.wrapping_shl(V_FRAC);
+        // |pred| <= 2^59 (a mean in i64 shifted by V_FRAC), so the bound
+        // cannot overflow.
+        let big = e.unsigned_abs() > (pred.unsigned_abs() << 2) + V_BIG_FLOOR;
+        if OUT_OF_LINE {
+            if big {
+                (self.avg, self.v_jump) = outlier(self.avg, self.v_jump, d, V_FRAC);
+            } else {
+                self.avg = self.avg.wrapping_add(e);
+                self.v_jump = false;
+            }
+        } else {
+            if !big {
+                self.avg = self.avg.wrapping_add(e);
+            } else if self.v_jump {
+                self.avg = d.wrapping_shl(V_FRAC);
+            }
+            self.v_jump = big;
         }
-        self.v_jump = big;
     }
 
     /// Starts a block coded with `p`. Entering decimal coding (from XOR,
@@ -1290,7 +1331,7 @@ impl Decoder {
                 let et = (f >> wv).wrapping_sub(bias_t) as i64;
                 let ev = (f & mask_v).wrapping_sub(bias_v) as i64;
                 if OUT_T {
-                    st.step_t(et);
+                    st.step_t_as::<true>(et);
                 } else {
                     st.t =
                         st.t.wrapping_add(st.interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC)
@@ -1298,7 +1339,7 @@ impl Decoder {
                     st.interval = st.interval.wrapping_add(et);
                 }
                 if OUT_V {
-                    st.step_v(ev);
+                    st.step_v_as::<true>(ev);
                 } else {
                     st.n = st.n.wrapping_add(st.avg >> V_FRAC).wrapping_add(ev);
                     st.avg = st.avg.wrapping_add(ev);
@@ -1375,7 +1416,7 @@ impl Decoder {
                 let et = (words.0 >> 1 >> (63 - wt)).wrapping_sub(bias_t) as i64;
                 let fv = words.1 >> 1 >> (63 - wv);
                 if OUT_T {
-                    st.step_t(et);
+                    st.step_t_as::<true>(et);
                 } else {
                     st.t =
                         st.t.wrapping_add(st.interval.wrapping_add(1 << (T_FRAC - 1)) >> T_FRAC)
