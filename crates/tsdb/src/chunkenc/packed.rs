@@ -1283,32 +1283,54 @@ impl Decoder {
         pos: usize,
         out: &mut [(i64, u64)],
     ) -> usize {
-        let (wt, wv) = (u32::from(s.p.wt), u32::from(s.p.wv));
-        let width = wt + wv;
+        let (mut wt, mut wv) = (u32::from(s.p.wt), u32::from(s.p.wv));
+        let mut width = wt + wv;
         // Both fields as one `width`-bit number: `ft << wv | fv`.
-        let (bias_t, bias_v, mask_v) = (bias(wt), bias(wv), (1u64 << wv) - 1);
+        let (mut bias_t, mut bias_v, mut mask_v) = (bias(wt), bias(wv), (1u64 << wv) - 1);
         let div = POW10[usize::from(s.p.scale) & MAX_SCALE];
         let (data, limit) = (r.data, r.limit);
         let mut bitpos = r.bit_position();
         let mut st = *s;
         let mut done = 0;
-        // Samples left in the current block, and whether this loop read
-        // its header (and must give it back if it decodes none of it).
+        // Samples left in the current block, and the length of its header
+        // if this loop read it (it gives it back, and the parameters it
+        // set, if it decodes none of the block).
         let mut left = usize::from(BLOCK) - pos;
-        let mut own_header = false;
+        let mut own_header = 0;
+        let mut before_header = st.p;
         'blocks: while done < out.len() {
             if left == 0 {
-                // A new block: go on only if its header keeps the
-                // parameters (a 0 bit).
+                // A new block: go on if its header keeps the parameters (a
+                // 0 bit), or sets decimal ones at the same scale that this
+                // loop decodes as well (fields of at most 56 bits together,
+                // and within the safe widths where it does not check for
+                // outliers).
                 let Some(word) = load_at(data, bitpos) else {
                     break;
                 };
-                if word >> 63 != 0 {
-                    break;
+                before_header = st.p;
+                if word >> 63 == 0 {
+                    own_header = 1;
+                } else {
+                    let scale = ((word >> 58) & 0xf) as u8;
+                    let (nwt, nwv) = (((word >> 51) & 0x7f) as u32, ((word >> 44) & 0x7f) as u32);
+                    if word >> 62 != 0b10
+                        || scale != st.p.scale
+                        || nwt + nwv > 56
+                        || (!OUT_T && nwt > u32::from(T_SAFE_BITS))
+                        || (!OUT_V && nwv > u32::from(V_SAFE_BITS))
+                        || (TAIL && bitpos + HEADER_DECIMAL_BITS as usize > limit)
+                    {
+                        break;
+                    }
+                    (wt, wv, width) = (nwt, nwv, nwt + nwv);
+                    (bias_t, bias_v, mask_v) = (bias(wt), bias(wv), (1u64 << wv) - 1);
+                    st.p.wt = nwt as u8;
+                    st.p.wv = nwv as u8;
+                    own_header = HEADER_DECIMAL_BITS as usize;
                 }
-                bitpos += 1;
+                bitpos += own_header;
                 left = usize::from(BLOCK);
-                own_header = true;
             }
             let end = done + left.min(out.len() - done);
             for slot in &mut out[done..end] {
@@ -1318,8 +1340,9 @@ impl Decoder {
                         // Out of loaded bytes, or past the real bits (the
                         // general path reports that). A block header read
                         // just now is left for the general path too.
-                        if own_header && left == usize::from(BLOCK) {
-                            bitpos -= 1;
+                        if own_header > 0 && left == usize::from(BLOCK) {
+                            bitpos -= own_header;
+                            st.p = before_header;
                         }
                         break 'blocks;
                     }
