@@ -80,7 +80,38 @@ struct State {
     p: Params,
 }
 
-/// The rare branch of [`State::step_t`] and [`State::step_v`]: an outlier
+/// A predictor's running mean (times 2^`frac`) after an error `e`, with
+/// `delta` the actual step: an error that is not an outlier (`big`) moves
+/// the mean; a second outlier in a row restarts it from `delta`. The
+/// outlier branch is out of line when `OUT_OF_LINE` (what the decoding
+/// loops want; the encoder is faster with a select).
+#[inline(always)]
+fn update_mean<const OUT_OF_LINE: bool>(
+    mean: &mut i64,
+    jump: &mut bool,
+    big: bool,
+    e: i64,
+    delta: i64,
+    frac: u32,
+) {
+    if OUT_OF_LINE {
+        if big {
+            (*mean, *jump) = outlier(*mean, *jump, delta, frac);
+        } else {
+            *mean = mean.wrapping_add(e);
+            *jump = false;
+        }
+    } else {
+        if !big {
+            *mean = mean.wrapping_add(e);
+        } else if *jump {
+            *mean = delta.wrapping_shl(frac);
+        }
+        *jump = big;
+    }
+}
+
+/// The rare branch of [`update_mean`]: an outlier
 /// restarts the mean `mean` from `delta` if the last one was an outlier
 /// too. Out of line and by value: as a select it kept more values live in
 /// the decoding loops than they have registers for.
@@ -136,29 +167,14 @@ impl State {
     }
 
     /// [`State::step_t`], with the outlier branch out of line when
-    /// `OUT_OF_LINE` (what the decoding loops want; the encoder is faster
-    /// with a select).
+    /// `OUT_OF_LINE` (see [`update_mean`]).
     #[inline(always)]
     fn step_t_as<const OUT_OF_LINE: bool>(&mut self, e: i64) {
         let pred = self.predicted_interval();
         let delta = pred.wrapping_add(e);
         self.t = self.t.wrapping_add(delta);
         let big = e.unsigned_abs() > ((pred as u64) >> 2) + T_BIG_FLOOR;
-        if OUT_OF_LINE {
-            if big {
-                (self.interval, self.t_jump) = outlier(self.interval, self.t_jump, delta, T_FRAC);
-            } else {
-                self.interval = self.interval.wrapping_add(e);
-                self.t_jump = false;
-            }
-        } else {
-            if !big {
-                self.interval = self.interval.wrapping_add(e);
-            } else if self.t_jump {
-                self.interval = delta.wrapping_shl(T_FRAC);
-            }
-            self.t_jump = big;
-        }
+        update_mean::<OUT_OF_LINE>(&mut self.interval, &mut self.t_jump, big, e, delta, T_FRAC);
     }
 
     #[inline(always)]
@@ -176,7 +192,7 @@ impl State {
     }
 
     /// [`State::step_v`], with the outlier branch out of line when
-    /// `OUT_OF_LINE` (see [`State::step_t_as`]).
+    /// `OUT_OF_LINE` (see [`update_mean`]).
     #[inline(always)]
     fn step_v_as<const OUT_OF_LINE: bool>(&mut self, e: i64) {
         let pred = self.predicted_delta();
@@ -185,21 +201,7 @@ impl State {
         // |pred| <= 2^59 (a mean in i64 shifted by V_FRAC), so the bound
         // cannot overflow.
         let big = e.unsigned_abs() > (pred.unsigned_abs() << 2) + V_BIG_FLOOR;
-        if OUT_OF_LINE {
-            if big {
-                (self.avg, self.v_jump) = outlier(self.avg, self.v_jump, d, V_FRAC);
-            } else {
-                self.avg = self.avg.wrapping_add(e);
-                self.v_jump = false;
-            }
-        } else {
-            if !big {
-                self.avg = self.avg.wrapping_add(e);
-            } else if self.v_jump {
-                self.avg = d.wrapping_shl(V_FRAC);
-            }
-            self.v_jump = big;
-        }
+        update_mean::<OUT_OF_LINE>(&mut self.avg, &mut self.v_jump, big, e, d, V_FRAC);
     }
 
     /// Starts a block coded with `p`. Entering decimal coding (from XOR,

@@ -635,12 +635,22 @@ fn adaptive_bytes_are_pinned() {
         (Kind::Constant, 0xdbf6_60bc_84e5_afa9, 1_283),
         (Kind::FloatGauge, 0xe9ae_4adc_181b_4ec1, 14_048),
     ];
+    let got = pinned(&want, |s| check_round_trip(Encoding::Adaptive, s));
+    assert_eq!(got, want, "the adaptive chunk bytes changed");
+}
+
+/// For each kind of `want`, the FNV-1a hash and the total size of the
+/// chunks `encode` makes of 16 jittered series.
+fn pinned(
+    want: &[(Kind, u64, usize)],
+    mut encode: impl FnMut(&[(i64, f64)]) -> Vec<u8>,
+) -> Vec<(Kind, u64, usize)> {
     let mut got = Vec::new();
-    for (kind, _, _) in want {
+    for &(kind, _, _) in want {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         let mut len = 0;
         for seed in 0..16 {
-            let bytes = check_round_trip(Encoding::Adaptive, &testdata::series(kind, seed, true));
+            let bytes = encode(&testdata::series(kind, seed, true));
             len += bytes.len();
             for b in bytes {
                 h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
@@ -648,7 +658,7 @@ fn adaptive_bytes_are_pinned() {
         }
         got.push((kind, h, len));
     }
-    assert_eq!(got, want, "the adaptive chunk bytes changed");
+    got
 }
 
 /// The Packed chunks written to blocks: pinned like the adaptive ones
@@ -664,28 +674,17 @@ fn packed_compact_bytes_are_pinned_and_smaller() {
         (Kind::Constant, 0xf822_f0ec_9cb0_8312, 1_239),
         (Kind::FloatGauge, 0x3d93_0450_1ada_d063, 13_685),
     ];
-    let mut got = Vec::new();
-    let (mut compact, mut head) = (0, 0);
-    for (kind, _, _) in want {
-        let mut h = 0xcbf2_9ce4_8422_2325u64;
-        let mut len = 0;
-        for seed in 0..16 {
-            let samples = testdata::series(kind, seed, true);
-            let mut e = ChunkEncoder::new_compact(Encoding::Packed);
-            for &(t, v) in &samples {
-                e.append(t, v).expect("room for the sample");
-            }
-            let bytes = e.into_bytes();
-            len += bytes.len();
-            for b in bytes {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            head += check_round_trip(Encoding::Packed, &samples).len();
+    let mut head = 0;
+    let got = pinned(&want, |s| {
+        head += check_round_trip(Encoding::Packed, s).len();
+        let mut e = ChunkEncoder::new_compact(Encoding::Packed);
+        for &(t, v) in s {
+            e.append(t, v).expect("room for the sample");
         }
-        compact += len;
-        got.push((kind, h, len));
-    }
+        e.into_bytes()
+    });
     assert_eq!(got, want, "the packed chunk bytes changed");
+    let compact: usize = got.iter().map(|g| g.2).sum();
     assert!(compact <= head, "compact {compact} bytes, head {head}");
 }
 
