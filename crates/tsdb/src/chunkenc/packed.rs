@@ -177,6 +177,20 @@ impl State {
         update_mean::<OUT_OF_LINE>(&mut self.interval, &mut self.t_jump, big, e, delta, T_FRAC);
     }
 
+    /// [`State::step_t`] to timestamp `t`, whose error `e` fitted a field
+    /// of `wt` bits: errors that fit the safe width are never outliers, so
+    /// the mean just adds.
+    #[inline(always)]
+    fn step_t_fitting(&mut self, t: i64, e: i64, wt: u32) {
+        if wt <= u32::from(T_SAFE_BITS) {
+            self.t = t;
+            self.interval = self.interval.wrapping_add(e);
+            self.t_jump = false;
+        } else {
+            self.step_t(e);
+        }
+    }
+
     #[inline(always)]
     fn predicted_delta(&self) -> i64 {
         self.avg >> V_FRAC
@@ -576,7 +590,7 @@ impl Encoder {
     fn append_fitting_xor(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
         let s = &mut self.s;
         let p = s.p;
-        let (wt, wv, trail) = (u32::from(p.wt), u32::from(p.wv), u32::from(p.trail));
+        let (wt, trail) = (u32::from(p.wt), u32::from(p.trail));
         if wt > 56 {
             return false;
         }
@@ -591,22 +605,9 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= xs;
-        if wt <= u32::from(T_SAFE_BITS) {
-            s.t = t;
-            s.interval = s.interval.wrapping_add(et);
-            s.t_jump = false;
-        } else {
-            s.step_t(et);
-        }
+        s.step_t_fitting(t, et, wt);
         s.vbits = v.to_bits();
-        if wt + wv <= 56 {
-            if wt + wv > 0 {
-                w.write((ft << wv) | xs, wt + wv);
-            }
-        } else {
-            w.write_long(ft, wt);
-            w.write_long(xs, wv);
-        }
+        write_raw(w, ft, p.wt, xs, p.wv);
         true
     }
 
@@ -641,14 +642,8 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= zigzag(ev);
+        s.step_t_fitting(t, et, wt);
         // Errors that fit the safe widths are never outliers.
-        if wt <= u32::from(T_SAFE_BITS) {
-            s.t = t;
-            s.interval = s.interval.wrapping_add(et);
-            s.t_jump = false;
-        } else {
-            s.step_t(et);
-        }
         if wv <= u32::from(V_SAFE_BITS) {
             s.n = n;
             s.avg = s.avg.wrapping_add(ev);
