@@ -48,7 +48,7 @@ fuzz_target!(|data: &[u8]| {
             e.append(t, v).expect("a decoded chunk fits a chunk");
         }
         assert_eq!(usize::from(e.num_samples()), samples.len());
-        let again = decode_all(e.bytes()).expect("an encoded chunk decodes");
+        let again = decode_all(&e.bytes()).expect("an encoded chunk decodes");
         assert_eq!(again.len(), samples.len());
         for (a, b) in again.iter().zip(&samples) {
             assert_eq!((a.0, a.1.to_bits()), (b.0, b.1.to_bits()));

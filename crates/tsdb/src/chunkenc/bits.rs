@@ -140,6 +140,32 @@ impl BitWriter {
         }
     }
 
+    /// Writes the low `n` bits of each of `values`, `1 <= n <= 56`: one
+    /// check for room for them all, then the writes with the writer's
+    /// state in registers.
+    pub(crate) fn write_run(&mut self, values: &[u64], n: u32) {
+        debug_assert!((1..=56).contains(&n));
+        let end = self.pos + (values.len() * n as usize).div_ceil(8) + SLACK;
+        if end > self.buf.len() {
+            self.move_to(end.max(self.buf.len() * 2));
+        }
+        let (mut acc, mut bits, mut pos) = (self.acc, self.acc_bits, self.pos);
+        let buf = &mut self.buf[..];
+        for &v in values {
+            // As in `write`: bits + n <= 63.
+            acc |= (v << (64 - n)) >> bits;
+            bits += n;
+            if let Some(slot) = buf.get_mut(pos..pos + 8) {
+                slot.copy_from_slice(&acc.to_be_bytes());
+            }
+            let full = bits >> 3;
+            pos += full as usize;
+            acc <<= full * 8;
+            bits &= 7;
+        }
+        (self.acc, self.acc_bits, self.pos) = (acc, bits, pos);
+    }
+
     /// Writes a single bit.
     #[inline(always)]
     pub(crate) fn write_bit(&mut self, bit: bool) {

@@ -67,6 +67,8 @@ mod testdata;
 mod tests;
 mod xor;
 
+use std::borrow::Cow;
+
 use bits::{BitReader, BitWriter, Cursor, Tail, Truncated};
 
 /// Bit pattern of the Prometheus stale marker, a NaN with payload 2.
@@ -324,19 +326,24 @@ impl ChunkEncoder {
         }
         // The Packed encoder knows its last sample and sizes the buffer
         // itself, at the start of its second block.
-        match &mut self.state {
+        let written = match &mut self.state {
             EncoderState::Packed(e) => e.append(&mut self.w, self.count, t, v),
             EncoderState::Xor(e) => {
                 e.append(&mut self.w, self.count, t, v);
                 self.after_other(t, v);
+                true
             }
             EncoderState::Adaptive(e) => {
                 e.append(&mut self.w, self.count, t, v);
                 self.after_other(t, v);
+                true
             }
-        }
+        };
         self.count += 1;
-        self.w.set_header(1, &self.count.to_be_bytes());
+        // While samples are pending, `bytes` sets the count in its copy.
+        if written {
+            self.w.set_header(1, &self.count.to_be_bytes());
+        }
         Ok(())
     }
 
@@ -378,18 +385,38 @@ impl ChunkEncoder {
     }
 
     /// The complete chunk, header included, as it would be written to disk.
-    pub fn bytes(&self) -> &[u8] {
-        self.w.bytes()
+    /// Borrowed, except while the Packed encoder holds samples of a block
+    /// it has not written yet: then they are written to a copy.
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match &self.state {
+            EncoderState::Packed(e) if e.pending() > 0 => {
+                let (mut w, mut e) = (self.w.clone(), e.clone());
+                e.flush(&mut w, false);
+                w.set_header(1, &self.count.to_be_bytes());
+                Cow::Owned(w.into_bytes())
+            }
+            _ => Cow::Borrowed(self.w.bytes()),
+        }
     }
 
     /// Size of the chunk in bytes, header included.
     pub fn len_bytes(&self) -> usize {
-        self.w.bit_len().div_ceil(8)
+        let pending = match &self.state {
+            EncoderState::Packed(e) => e.pending_bits(),
+            _ => 0,
+        };
+        (self.w.bit_len() + pending).div_ceil(8)
     }
 
     /// Consumes the encoder and returns [`ChunkEncoder::bytes`] (the
     /// vector may have spare capacity).
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        if let EncoderState::Packed(e) = &mut self.state {
+            if e.pending() > 0 {
+                e.flush(&mut self.w, false);
+                self.w.set_header(1, &self.count.to_be_bytes());
+            }
+        }
         self.w.into_bytes()
     }
 }

@@ -191,6 +191,19 @@ impl State {
         }
     }
 
+    /// [`State::step_t`] to timestamp `t`, whose error `e` has the zigzag
+    /// code `z`: errors within the safe width are never outliers.
+    #[inline(always)]
+    fn step_t_small(&mut self, t: i64, e: i64, z: u64) {
+        if z >> T_SAFE_BITS == 0 {
+            self.t = t;
+            self.interval = self.interval.wrapping_add(e);
+            self.t_jump = false;
+        } else {
+            self.step_t(e);
+        }
+    }
+
     #[inline(always)]
     fn predicted_delta(&self) -> i64 {
         self.avg >> V_FRAC
@@ -310,6 +323,28 @@ fn to_field(z: u64, w: u8) -> u64 {
 #[inline(always)]
 fn from_field(f: u64, w: u8) -> i64 {
     f.wrapping_sub(bias(u32::from(w))) as i64
+}
+
+/// Writes a block's `fields`, each `n` bits (`1 <= n <= 56`), in groups
+/// of up to four per write where they fit 56 bits.
+#[inline(always)]
+fn write_grouped(w: &mut BitWriter, fields: &[u64; BLOCK as usize], n: u32) {
+    if n > 28 {
+        w.write_run(fields, n);
+    } else if n > 14 {
+        let mut pairs = [0u64; BLOCK as usize / 2];
+        for (i, p) in pairs.iter_mut().enumerate() {
+            *p = (fields[2 * i] << n) | fields[2 * i + 1];
+        }
+        w.write_run(&pairs, 2 * n);
+    } else {
+        let mut quads = [0u64; BLOCK as usize / 4];
+        for (i, q) in quads.iter_mut().enumerate() {
+            let f = &fields[4 * i..4 * i + 4];
+            *q = (((((f[0] << n) | f[1]) << n) | f[2]) << n) | f[3];
+        }
+        w.write_run(&quads, 4 * n);
+    }
 }
 
 /// Writes a sample's two fields at the block's widths; `zt`, `zv` are the
@@ -503,6 +538,26 @@ pub(crate) struct Encoder {
     search_in: u8,
     /// Bits a full block must save to be repacked narrower.
     slack: u32,
+    /// Samples of the current block appended but not written yet: a block
+    /// is written once it is complete, at the widths that fit all of its
+    /// samples, instead of being repacked every time a sample needs a
+    /// wider field. While any are pending, nothing of the block is written
+    /// (`in_block` is 0).
+    pend: u8,
+    /// Their timestamp errors,
+    pend_t: [i16; BLOCK as usize],
+    /// the low halves of their value fields (the decimal error as an
+    /// `i32`, or the XOR with the previous value's bits),
+    pend_v: [u32; BLOCK as usize],
+    /// and the high halves of XOR fields, allocated the first time one is
+    /// not zero (so the series whose values are decimals do not pay for
+    /// them).
+    pend_hi: Option<Box<[u32; BLOCK as usize]>>,
+    /// How the current block's samples are deferred, set at its start: as
+    /// XOR fields, or as decimal errors (when its widths are not already
+    /// beyond what the fast paths handle).
+    defer_xor: bool,
+    defer_decimal: bool,
 }
 
 /// XOR block starts between searches of every decimal scale.
@@ -534,6 +589,12 @@ impl Encoder {
             or_t: 0,
             or_v: 0,
             search_in: 0,
+            pend: 0,
+            pend_t: [0; BLOCK as usize],
+            pend_v: [0; BLOCK as usize],
+            pend_hi: None,
+            defer_xor: false,
+            defer_decimal: false,
         }
     }
 
@@ -547,16 +608,28 @@ impl Encoder {
     }
 
     /// Appends a sample; `count` is the number of samples already written.
+    /// Returns whether the writer holds every sample (no sample is
+    /// pending).
     #[inline(always)]
-    pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+    pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) -> bool {
         if self.in_block == 0 {
-            if count < 2 {
-                self.first_two(w, count, t, v);
-                return;
+            if self.pend == 0 {
+                if count < 2 {
+                    self.first_two(w, count, t, v);
+                    return true;
+                }
+                self.start_block(w, count, v);
             }
-            self.start_block(w, count, v);
+            // Most samples wait for the rest of their block.
+            if self.defer(w, t, v) {
+                // None is left pending once the block is written.
+                return self.pend == 0;
+            }
+            // This one cannot: the block so far is written, and it goes on
+            // a sample at a time.
+            self.flush(w, false);
         }
-        // Most samples fit the block as it is.
+        // The samples that fit the block as it is.
         if !self.append_fitting(w, t, v) {
             self.append_slow(w, t, v);
         }
@@ -564,6 +637,7 @@ impl Encoder {
         if self.in_block == BLOCK {
             self.finish_block(w);
         }
+        true
     }
 
     /// The first two samples, which have codes of their own.
@@ -573,6 +647,242 @@ impl Encoder {
             self.first(w, t, v);
         } else {
             self.second(w, t, v);
+        }
+    }
+
+    /// Adds a sample of the current block to the pending ones (writing the
+    /// block once it is complete) and returns true, or returns false having
+    /// changed nothing: a timestamp error of 16 bits or more, or, in a
+    /// decimal block, a value that is not a decimal at the block's scale, a
+    /// value error of 32 bits or more, or fields already wider than 56
+    /// bits. The state moves to the sample exactly as writing it would
+    /// move it.
+    #[inline(always)]
+    fn defer(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
+        let s = &mut self.s;
+        let p = s.p;
+        let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
+        let zt = zigzag(et);
+        let k = usize::from(self.pend) & (BLOCK as usize - 1);
+        if self.defer_xor {
+            if zt >> 16 != 0 {
+                return false;
+            }
+            let x = v.to_bits() ^ s.vbits;
+            s.step_t_small(t, et, zt);
+            s.vbits = v.to_bits();
+            self.pend_t[k] = et as i16;
+            self.pend_v[k] = x as u32;
+            self.or_t |= zt;
+            self.or_v |= x;
+            match &mut self.pend_hi {
+                Some(hi) => hi[k] = (x >> 32) as u32,
+                None if x >> 32 != 0 => self.alloc_hi(k, x),
+                None => {}
+            }
+        } else {
+            if !self.defer_decimal {
+                return false;
+            }
+            let Some(n) = decimal_small(v, p.scale) else {
+                return false;
+            };
+            let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
+            let zv = zigzag(ev);
+            if (zt >> 16) | (zv >> 32) != 0 {
+                return false;
+            }
+            s.step_t_small(t, et, zt);
+            // Errors within the safe width are never outliers.
+            if zv >> V_SAFE_BITS == 0 {
+                s.n = n;
+                s.avg = s.avg.wrapping_add(ev);
+                s.v_jump = false;
+            } else {
+                s.step_v(ev);
+            }
+            s.vbits = v.to_bits();
+            self.pend_t[k] = et as i16;
+            self.pend_v[k] = ev as i32 as u32;
+            self.or_t |= zt;
+            self.or_v |= zv;
+        }
+        self.pend += 1;
+        if self.pend == BLOCK as u8 {
+            self.flush(w, true);
+        }
+        true
+    }
+
+    /// The first XOR field of the chunk with high bits: the array of high
+    /// halves, zero but for pending sample `k`'s.
+    #[cold]
+    #[inline(never)]
+    fn alloc_hi(&mut self, k: usize, x: u64) {
+        let mut hi = Box::new([0u32; BLOCK as usize]);
+        hi[k] = (x >> 32) as u32;
+        self.pend_hi = Some(hi);
+    }
+
+    /// Pending sample `i`'s zigzag timestamp error.
+    #[inline(always)]
+    fn pend_zt(&self, i: usize) -> u64 {
+        zigzag(i64::from(self.pend_t[i]))
+    }
+
+    /// Pending sample `i`'s value: the XOR, or the zigzag decimal error.
+    #[inline(always)]
+    fn pend_value(&self, i: usize) -> u64 {
+        let lo = self.pend_v[i];
+        match (&self.s.p.xor, &self.pend_hi) {
+            (true, Some(hi)) => (u64::from(hi[i]) << 32) | u64::from(lo),
+            (true, None) => u64::from(lo),
+            (false, _) => zigzag(i64::from(lo as i32)),
+        }
+    }
+
+    /// Number of samples appended but not written yet.
+    pub(crate) fn pending(&self) -> u8 {
+        self.pend
+    }
+
+    /// The parameters the block would have after its pending samples had
+    /// each been written as they came (the widths of a decimal block only
+    /// grow; an XOR block's window is recomputed from the fields so far
+    /// whenever one does not fit), and the ORs of the fields at those
+    /// parameters.
+    #[inline(always)]
+    fn pending_params(&self) -> (Params, u64, u64) {
+        let mut p = self.s.p;
+        if !p.xor {
+            // The ORs of the pending fields (see `defer`).
+            p.wt = p.wt.max(bits_of(self.or_t));
+            p.wv = p.wv.max(bits_of(self.or_v));
+            return (p, self.or_t, self.or_v);
+        }
+        // `or_v` is the OR of the pending XORs: if they all fit the
+        // window, no sample changed it.
+        let x = self.or_v;
+        if x & ((1u64 << p.trail) - 1) == 0 && fits(self.or_t, p.wt) && fits(x >> p.trail, p.wv) {
+            return (p, self.or_t, x >> p.trail);
+        }
+        self.pending_window()
+    }
+
+    /// [`Encoder::pending_params`] of an XOR block whose window changes:
+    /// each pending sample in turn.
+    #[cold]
+    #[inline(never)]
+    fn pending_window(&self) -> (Params, u64, u64) {
+        let mut p = self.s.p;
+        let (mut or_t, mut or_v) = (0u64, 0u64);
+        let k = usize::from(self.pend);
+        {
+            for i in 0..k {
+                let zt = self.pend_zt(i);
+                let x = self.pend_value(i);
+                or_t |= zt;
+                // trail < 64 (a 6-bit header field).
+                let below = x & ((1u64 << p.trail) - 1);
+                if below == 0 && fits(zt, p.wt) && fits(x >> p.trail, p.wv) {
+                    or_v |= x >> p.trail;
+                    continue;
+                }
+                let union = (or_v << p.trail) | x;
+                let trail = if union == 0 {
+                    p.trail
+                } else {
+                    union.trailing_zeros() as u8
+                };
+                p = Params {
+                    wt: p.wt.max(bits_of(zt)),
+                    wv: bits_of(union >> trail),
+                    trail,
+                    ..p
+                };
+                or_v = union >> trail;
+            }
+        }
+        (p, or_t, or_v)
+    }
+
+    /// Bits that writing the pending samples (a block that is not complete)
+    /// would add.
+    pub(crate) fn pending_bits(&self) -> usize {
+        if self.pend == 0 {
+            return 0;
+        }
+        let (p, _, _) = self.pending_params();
+        header_bits(self.prev_p, p) as usize
+            + usize::from(self.pend) * (usize::from(p.wt) + usize::from(p.wv))
+    }
+
+    /// Writes the current block's header and its pending samples. A
+    /// `complete` block takes the narrower widths where [`Encoder::narrowed`]
+    /// says so, and the next sample starts a block; otherwise the block
+    /// goes on a sample at a time, as if each had been written as it came.
+    #[inline(never)]
+    pub(crate) fn flush(&mut self, w: &mut BitWriter, complete: bool) {
+        let (p, or_t, or_v) = self.pending_params();
+        let to = if complete {
+            self.narrowed(p, or_t, or_v)
+        } else {
+            p
+        };
+        write_header(w, self.prev_p, to);
+        let k = usize::from(self.pend).min(BLOCK as usize);
+        let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
+        if wt + wv <= 56 {
+            self.write_pending(w, to, k);
+        } else {
+            for i in 0..k {
+                let zv = self.pend_value(i);
+                let fv = if to.xor { zv >> to.trail } else { zv };
+                write_fields(w, to, self.pend_zt(i), fv);
+            }
+        }
+        self.s.p = to;
+        self.pend = 0;
+        if complete {
+            self.in_block = 0;
+        } else {
+            self.in_block = k as u16;
+            self.or_t = or_t;
+            self.or_v = or_v;
+        }
+    }
+
+    /// Writes the first `k` pending samples at `to`'s widths, which fit
+    /// every field and are at most 56 bits together.
+    #[inline(always)]
+    fn write_pending(&self, w: &mut BitWriter, to: Params, k: usize) {
+        let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
+        if wt + wv == 0 {
+            return;
+        }
+        // Every error fits its field, so biasing needs no mask.
+        let mut fields = [0u64; BLOCK as usize];
+        let bt = (1u64 << wt) >> 1;
+        if to.xor {
+            let trail = u32::from(to.trail);
+            let hi = self.pend_hi.as_deref().unwrap_or(&[0; BLOCK as usize]);
+            for (i, f) in fields.iter_mut().enumerate() {
+                let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
+                let x = (u64::from(hi[i]) << 32) | u64::from(self.pend_v[i]);
+                *f = (ft << wv) | (x >> trail);
+            }
+        } else {
+            let bv = (1u64 << wv) >> 1;
+            for (i, f) in fields.iter_mut().enumerate() {
+                let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
+                let fv = (i64::from(self.pend_v[i] as i32) as u64).wrapping_add(bv);
+                *f = (ft << wv) | fv;
+            }
+        }
+        if k == BLOCK as usize {
+            write_grouped(w, &fields, wt + wv);
+        } else {
+            w.write_run(&fields[..k], wt + wv);
         }
     }
 
@@ -710,7 +1020,7 @@ impl Encoder {
     /// Starts a block at sample `count`, whose value is `v`: with the
     /// previous block's parameters, or after XOR blocks (a NaN, a stale
     /// marker, a value with more digits) with decimals again where `v` is
-    /// one.
+    /// one. Writes nothing: the header goes with the block's samples.
     #[inline(never)]
     fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
         if count == super::SIZE_AT {
@@ -743,20 +1053,21 @@ impl Encoder {
             let scale = self.s.p.scale;
             decimal_at(v, usize::from(scale)).map(|n| (usize::from(scale), n))
         };
-        match back {
-            Some((scale, _)) => {
-                let p = Params {
-                    xor: false,
-                    scale: scale as u8,
-                    wt: self.s.p.wt,
-                    wv: 0,
-                    trail: 0,
-                };
-                write_header(w, self.prev_p, p);
-                self.s.enter_block(p);
-            }
-            None => w.write_bit(false),
+        // Otherwise the block keeps the parameters. Either way the header
+        // is written with the block (see `Encoder::flush`).
+        if let Some((scale, _)) = back {
+            let p = Params {
+                xor: false,
+                scale: scale as u8,
+                wt: self.s.p.wt,
+                wv: 0,
+                trail: 0,
+            };
+            self.s.enter_block(p);
         }
+        let p = self.s.p;
+        self.defer_xor = p.xor;
+        self.defer_decimal = !p.xor && p.wt.max(p.wv) <= 56;
     }
 
     /// The common case: a decimal block and a value that is a decimal at
@@ -924,22 +1235,33 @@ impl Encoder {
     /// are narrow) is repacked narrower when that saves bits.
     fn finish_block(&mut self, w: &mut BitWriter) {
         let p = self.s.p;
+        let to = self.narrowed(p, self.or_t, self.or_v);
+        if to != p {
+            self.repack(w, to);
+        }
+        self.in_block = 0;
+    }
+
+    /// The parameters a full block coded with `p`, whose fields OR to
+    /// `or_t` and `or_v`, ends with: the narrowest that fit its fields if
+    /// they save more than the slack, else `p`.
+    #[inline(always)]
+    fn narrowed(&self, p: Params, or_t: u64, or_v: u64) -> Params {
         let (wt, wv, trail) = if p.xor {
-            let union = self.or_v << p.trail;
+            let union = or_v << p.trail;
             if union == 0 {
-                (bits_of(self.or_t), 0, 0)
+                (bits_of(or_t), 0, 0)
             } else {
                 let trail = union.trailing_zeros() as u8;
-                (bits_of(self.or_t), bits_of(union) - trail, trail)
+                (bits_of(or_t), bits_of(union) - trail, trail)
             }
         } else {
-            (bits_of(self.or_t), bits_of(self.or_v), 0)
+            (bits_of(or_t), bits_of(or_v), 0)
         };
         let narrow = Params { wt, wv, trail, ..p };
         if narrow == p {
             // Often so: the block grew to just what its samples need.
-            self.in_block = 0;
-            return;
+            return p;
         }
         let old =
             u32::from(BLOCK) * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(self.prev_p, p);
@@ -951,9 +1273,10 @@ impl Encoder {
             self.slack
         };
         if new + slack < old {
-            self.repack(w, narrow);
+            narrow
+        } else {
+            p
         }
-        self.in_block = 0;
     }
 
     /// Rewrites the current block (its `in_block` samples and `new`, which

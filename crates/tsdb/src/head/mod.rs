@@ -529,7 +529,7 @@ impl Head {
         };
         if let Some(open) = &s.open {
             if t >= open.mint {
-                return find(crate::chunkenc::ChunkIter::new(open.enc.bytes()));
+                return find(crate::chunkenc::ChunkIter::new(&*open.enc.bytes()));
             }
         }
         let c = s.mmapped.iter().find(|c| c.mint <= t && t <= c.maxt)?;

@@ -238,7 +238,7 @@ impl Head {
                         data: open.enc.bytes().to_vec(),
                     }]
                 } else {
-                    self.chunk_before(open.enc.bytes(), cut)
+                    self.chunk_before(&open.enc.bytes(), cut)
                 };
                 by_range
                     .entry(open.mint.div_euclid(r))

@@ -460,7 +460,11 @@ proptest! {
 #[test]
 fn series_struct_sizes_stay_small() {
     // Per-series memory is a target (<= 1 KiB in total); these structs are
-    // part of it. Growing them should be a deliberate choice.
+    // part of it. Growing them should be a deliberate choice: the last
+    // growth (272 -> 376 bytes) holds the samples of a chunk's current
+    // block until it is complete, so that the encoder writes each block once
+    // at its final widths (the head_memory bench went from 823 to 920
+    // bytes/series).
     let entry = std::mem::size_of::<super::series::SeriesEntry>();
     let state = std::mem::size_of::<super::series::MemSeries>();
     println!(
@@ -468,7 +472,7 @@ fn series_struct_sizes_stay_small() {
         std::mem::size_of::<crate::chunkenc::ChunkEncoder>(),
         std::mem::size_of::<super::series::OpenChunk>()
     );
-    assert!(entry <= 288, "SeriesEntry is {entry} bytes");
+    assert!(entry <= 376, "SeriesEntry is {entry} bytes");
 }
 
 #[test]
