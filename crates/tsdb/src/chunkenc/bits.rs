@@ -166,6 +166,35 @@ impl BitWriter {
         (self.acc, self.acc_bits, self.pos) = (acc, bits, pos);
     }
 
+    /// Writes `a[i]` in `na` bits then `b[i]` in `nb` bits for each `i`
+    /// (`1 <= na, nb <= 56`; the slices are as long as each other), like
+    /// [`BitWriter::write_run`].
+    pub(crate) fn write_pairs(&mut self, a: &[u64], na: u32, b: &[u64], nb: u32) {
+        debug_assert!((1..=56).contains(&na) && (1..=56).contains(&nb));
+        let end = self.pos + (a.len() * (na + nb) as usize).div_ceil(8) + SLACK;
+        if end > self.buf.len() {
+            self.move_to(end.max(self.buf.len() * 2));
+        }
+        let (mut acc, mut bits, mut pos) = (self.acc, self.acc_bits, self.pos);
+        let buf = &mut self.buf[..];
+        let mut put = |v: u64, n: u32| {
+            acc |= (v << (64 - n)) >> bits;
+            bits += n;
+            if let Some(slot) = buf.get_mut(pos..pos + 8) {
+                slot.copy_from_slice(&acc.to_be_bytes());
+            }
+            let full = bits >> 3;
+            pos += full as usize;
+            acc <<= full * 8;
+            bits &= 7;
+        };
+        for (&x, &y) in a.iter().zip(b) {
+            put(x, na);
+            put(y, nb);
+        }
+        (self.acc, self.acc_bits, self.pos) = (acc, bits, pos);
+    }
+
     /// Writes a single bit.
     #[inline(always)]
     pub(crate) fn write_bit(&mut self, bit: bool) {

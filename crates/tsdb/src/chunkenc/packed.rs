@@ -832,7 +832,7 @@ impl Encoder {
         write_header(w, self.prev_p, to);
         let k = usize::from(self.pend).min(BLOCK as usize);
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
-        if wt + wv <= 56 {
+        if wt + wv <= 56 || (1..=56).contains(&wt) && (1..=56).contains(&wv) {
             self.write_pending(w, to, k);
         } else {
             for i in 0..k {
@@ -853,7 +853,7 @@ impl Encoder {
     }
 
     /// Writes the first `k` pending samples at `to`'s widths, which fit
-    /// every field and are at most 56 bits together.
+    /// every field and are at most 56 bits together or each.
     #[inline(always)]
     fn write_pending(&self, w: &mut BitWriter, to: Params, k: usize) {
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
@@ -866,17 +866,35 @@ impl Encoder {
         if to.xor {
             let trail = u32::from(to.trail);
             let hi = self.pend_hi.as_deref().unwrap_or(&[0; BLOCK as usize]);
+            let xs = std::array::from_fn::<u64, { BLOCK as usize }, _>(|i| {
+                ((u64::from(hi[i]) << 32) | u64::from(self.pend_v[i])) >> trail
+            });
+            if wt + wv > 56 {
+                // Two writes per sample (the window of noisy floats).
+                for (i, f) in fields.iter_mut().enumerate() {
+                    *f = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
+                }
+                w.write_pairs(&fields[..k], wt, &xs[..k], wv);
+                return;
+            }
             for (i, f) in fields.iter_mut().enumerate() {
                 let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                let x = (u64::from(hi[i]) << 32) | u64::from(self.pend_v[i]);
-                *f = (ft << wv) | (x >> trail);
+                *f = (ft << wv) | xs[i];
             }
         } else {
             let bv = (1u64 << wv) >> 1;
+            let fv = |i: usize| (i64::from(self.pend_v[i] as i32) as u64).wrapping_add(bv);
+            if wt + wv > 56 {
+                let fvs = std::array::from_fn::<u64, { BLOCK as usize }, _>(fv);
+                for (i, f) in fields.iter_mut().enumerate() {
+                    *f = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
+                }
+                w.write_pairs(&fields[..k], wt, &fvs[..k], wv);
+                return;
+            }
             for (i, f) in fields.iter_mut().enumerate() {
                 let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                let fv = (i64::from(self.pend_v[i] as i32) as u64).wrapping_add(bv);
-                *f = (ft << wv) | fv;
+                *f = (ft << wv) | fv(i);
             }
         }
         if k == BLOCK as usize {
