@@ -140,59 +140,46 @@ impl BitWriter {
         }
     }
 
-    /// Writes the low `n` bits of each of `values`, `1 <= n <= 56`: one
-    /// check for room for them all, then the writes with the writer's
-    /// state in registers.
-    pub(crate) fn write_run(&mut self, values: &[u64], n: u32) {
-        debug_assert!((1..=56).contains(&n));
-        let end = self.pos + (values.len() * n as usize).div_ceil(8) + SLACK;
+    /// Writes each of `values`, which fit `n` bits, in `n` bits
+    /// (`1 <= n <= 64`): one check for room for them all, then the values
+    /// are gathered into 64-bit words in a register, each word stored once
+    /// it is full.
+    pub(crate) fn write_words(&mut self, values: &[u64], n: u32) {
+        debug_assert!((1..=64).contains(&n));
+        debug_assert!(values.iter().all(|&v| n == 64 || v >> n == 0));
+        let end = self.pos + (values.len() * n as usize).div_ceil(8) + 2 * SLACK;
         if end > self.buf.len() {
             self.move_to(end.max(self.buf.len() * 2));
         }
+        // `acc` holds `bits` bits (< 64) left aligned, starting at byte
+        // `pos`; the unfinished byte comes first.
         let (mut acc, mut bits, mut pos) = (self.acc, self.acc_bits, self.pos);
-        let buf = &mut self.buf[..];
         for &v in values {
-            // As in `write`: bits + n <= 63.
-            acc |= (v << (64 - n)) >> bits;
-            bits += n;
-            if let Some(slot) = buf.get_mut(pos..pos + 8) {
-                slot.copy_from_slice(&acc.to_be_bytes());
+            let total = bits + n;
+            if total < 64 {
+                acc |= v << (64 - total);
+                bits = total;
+            } else {
+                // total - 64 < 64 bits of `v` are left over.
+                let rest = total - 64;
+                acc |= v >> rest;
+                if let Some(slot) = self.buf.get_mut(pos..pos + 8) {
+                    slot.copy_from_slice(&acc.to_be_bytes());
+                }
+                pos += 8;
+                acc = if rest == 0 { 0 } else { v << (64 - rest) };
+                bits = rest;
             }
-            let full = bits >> 3;
-            pos += full as usize;
-            acc <<= full * 8;
-            bits &= 7;
         }
-        (self.acc, self.acc_bits, self.pos) = (acc, bits, pos);
-    }
-
-    /// Writes `a[i]` in `na` bits then `b[i]` in `nb` bits for each `i`
-    /// (`1 <= na, nb <= 56`; the slices are as long as each other), like
-    /// [`BitWriter::write_run`].
-    pub(crate) fn write_pairs(&mut self, a: &[u64], na: u32, b: &[u64], nb: u32) {
-        debug_assert!((1..=56).contains(&na) && (1..=56).contains(&nb));
-        let end = self.pos + (a.len() * (na + nb) as usize).div_ceil(8) + SLACK;
-        if end > self.buf.len() {
-            self.move_to(end.max(self.buf.len() * 2));
+        // The unfinished word, with zeros after it as the writer keeps.
+        if let Some(slot) = self.buf.get_mut(pos..pos + 8) {
+            slot.copy_from_slice(&acc.to_be_bytes());
         }
-        let (mut acc, mut bits, mut pos) = (self.acc, self.acc_bits, self.pos);
-        let buf = &mut self.buf[..];
-        let mut put = |v: u64, n: u32| {
-            acc |= (v << (64 - n)) >> bits;
-            bits += n;
-            if let Some(slot) = buf.get_mut(pos..pos + 8) {
-                slot.copy_from_slice(&acc.to_be_bytes());
-            }
-            let full = bits >> 3;
-            pos += full as usize;
-            acc <<= full * 8;
-            bits &= 7;
-        };
-        for (&x, &y) in a.iter().zip(b) {
-            put(x, na);
-            put(y, nb);
-        }
-        (self.acc, self.acc_bits, self.pos) = (acc, bits, pos);
+        let full = bits >> 3;
+        self.pos = pos + full as usize;
+        // full <= 7, so the shift is in range.
+        self.acc = acc << (full * 8);
+        self.acc_bits = bits & 7;
     }
 
     /// Writes a single bit.

@@ -20,8 +20,7 @@
 //! them. The format is described in `docs/formats.md`.
 
 use super::adaptive::{
-    decimal_at, decimal_value, find_scale, read_varlen, write_varlen, MAX_SCALE, POW10,
-    ROUND_LIMIT, ROUND_MAGIC,
+    decimal_at, decimal_value, find_scale, read_varlen, write_varlen, MAX_SCALE, POW10, ROUND_MAGIC,
 };
 use super::bits::{load_at, BitReader, BitWriter, Cursor, Tail};
 use super::{unzigzag, zigzag, Fault};
@@ -247,19 +246,20 @@ impl State {
     }
 }
 
-/// [`decimal_at`] for the fast path: `v` at `scale` as an integer below
-/// 2^51 in magnitude, or `None` (also for larger integers, which
-/// [`decimal_at`] may still accept).
+/// [`decimal_at`] for the fast paths: `v` at `scale` as an integer, or
+/// `None` (also for some decimals [`decimal_at`] accepts: integers of 2^51
+/// or more at the scale).
+///
+/// The rounding (adding 1.5 * 2^52 leaves round(x) in the low mantissa
+/// bits) is only right for |x| < 2^51, and there is no test for that:
+/// beyond it, and for NaN and infinities, the integer it gives is wrong,
+/// and a wrong integer never passes the check that `n / 10^scale` is `v`
+/// bit for bit (for |x| >= 2^51 it comes out near x / 2 or smaller). An
+/// integer that passes the check codes `v` exactly, however it was found.
 #[inline(always)]
 fn decimal_small(v: f64, scale: u8) -> Option<i64> {
     let p = POW10[usize::from(scale) & MAX_SCALE];
     let x = v * p;
-    // NaN compares as None.
-    if x.abs().partial_cmp(&ROUND_LIMIT) != Some(std::cmp::Ordering::Less) {
-        return None;
-    }
-    // Round to nearest: adding 1.5 * 2^52 leaves round(x) in the low
-    // mantissa bits for |x| < 2^51.
     let n = ((x + ROUND_MAGIC).to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
     ((n as f64 / p).to_bits() == v.to_bits()).then_some(n)
 }
@@ -325,25 +325,22 @@ fn from_field(f: u64, w: u8) -> i64 {
     f.wrapping_sub(bias(u32::from(w))) as i64
 }
 
-/// Writes a block's `fields`, each `n` bits (`1 <= n <= 56`), in groups
-/// of up to four per write where they fit 56 bits.
+/// Writes a block's `fields`, each `n` bits (`1 <= n <= 64`), two or
+/// four per value where they fit 64 bits.
 #[inline(always)]
 fn write_grouped(w: &mut BitWriter, fields: &[u64; BLOCK as usize], n: u32) {
-    if n > 28 {
-        w.write_run(fields, n);
-    } else if n > 14 {
-        let mut pairs = [0u64; BLOCK as usize / 2];
-        for (i, p) in pairs.iter_mut().enumerate() {
-            *p = (fields[2 * i] << n) | fields[2 * i + 1];
-        }
-        w.write_run(&pairs, 2 * n);
+    if n > 32 {
+        w.write_words(fields, n);
+    } else if n > 16 {
+        let pairs: [u64; BLOCK as usize / 2] =
+            std::array::from_fn(|i| (fields[2 * i] << n) | fields[2 * i + 1]);
+        w.write_words(&pairs, 2 * n);
     } else {
-        let mut quads = [0u64; BLOCK as usize / 4];
-        for (i, q) in quads.iter_mut().enumerate() {
+        let quads: [u64; BLOCK as usize / 4] = std::array::from_fn(|i| {
             let f = &fields[4 * i..4 * i + 4];
-            *q = (((((f[0] << n) | f[1]) << n) | f[2]) << n) | f[3];
-        }
-        w.write_run(&quads, 4 * n);
+            (((((f[0] << n) | f[1]) << n) | f[2]) << n) | f[3]
+        });
+        w.write_words(&quads, 4 * n);
     }
 }
 
@@ -832,7 +829,7 @@ impl Encoder {
         write_header(w, self.prev_p, to);
         let k = usize::from(self.pend).min(BLOCK as usize);
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
-        if wt + wv <= 56 || (1..=56).contains(&wt) && (1..=56).contains(&wv) {
+        if wt + wv <= 64 && wt.max(wv) < 64 {
             self.write_pending(w, to, k);
         } else {
             for i in 0..k {
@@ -853,7 +850,8 @@ impl Encoder {
     }
 
     /// Writes the first `k` pending samples at `to`'s widths, which fit
-    /// every field and are at most 56 bits together or each.
+    /// every field and are at most 64 bits together (less than 64 for the
+    /// value field alone).
     #[inline(always)]
     fn write_pending(&self, w: &mut BitWriter, to: Params, k: usize) {
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
@@ -861,46 +859,26 @@ impl Encoder {
             return;
         }
         // Every error fits its field, so biasing needs no mask.
-        let mut fields = [0u64; BLOCK as usize];
         let bt = (1u64 << wt) >> 1;
-        if to.xor {
+        let ft = |i: usize| (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
+        let fields: [u64; BLOCK as usize] = if to.xor {
             let trail = u32::from(to.trail);
             let hi = self.pend_hi.as_deref().unwrap_or(&[0; BLOCK as usize]);
-            let xs = std::array::from_fn::<u64, { BLOCK as usize }, _>(|i| {
-                ((u64::from(hi[i]) << 32) | u64::from(self.pend_v[i])) >> trail
-            });
-            if wt + wv > 56 {
-                // Two writes per sample (the window of noisy floats).
-                for (i, f) in fields.iter_mut().enumerate() {
-                    *f = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                }
-                w.write_pairs(&fields[..k], wt, &xs[..k], wv);
-                return;
-            }
-            for (i, f) in fields.iter_mut().enumerate() {
-                let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                *f = (ft << wv) | xs[i];
-            }
+            std::array::from_fn(|i| {
+                let x = (u64::from(hi[i]) << 32) | u64::from(self.pend_v[i]);
+                (ft(i) << wv) | (x >> trail)
+            })
         } else {
             let bv = (1u64 << wv) >> 1;
-            let fv = |i: usize| (i64::from(self.pend_v[i] as i32) as u64).wrapping_add(bv);
-            if wt + wv > 56 {
-                let fvs = std::array::from_fn::<u64, { BLOCK as usize }, _>(fv);
-                for (i, f) in fields.iter_mut().enumerate() {
-                    *f = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                }
-                w.write_pairs(&fields[..k], wt, &fvs[..k], wv);
-                return;
-            }
-            for (i, f) in fields.iter_mut().enumerate() {
-                let ft = (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
-                *f = (ft << wv) | fv(i);
-            }
-        }
+            std::array::from_fn(|i| {
+                let fv = (i64::from(self.pend_v[i] as i32) as u64).wrapping_add(bv);
+                (ft(i) << wv) | fv
+            })
+        };
         if k == BLOCK as usize {
             write_grouped(w, &fields, wt + wv);
         } else {
-            w.write_run(&fields[..k], wt + wv);
+            w.write_words(&fields[..k], wt + wv);
         }
     }
 
