@@ -141,42 +141,57 @@ impl BitWriter {
     }
 
     /// Writes each of `values`, which fit `n` bits, in `n` bits
-    /// (`1 <= n <= 64`): one check for room for them all, then the values
+    /// (`1 <= n <= 63`): one check for room for them all, then the values
     /// are gathered into 64-bit words in a register, each word stored once
     /// it is full.
+    #[inline(always)]
     pub(crate) fn write_words(&mut self, values: &[u64], n: u32) {
-        debug_assert!((1..=64).contains(&n));
-        debug_assert!(values.iter().all(|&v| n == 64 || v >> n == 0));
-        let end = self.pos + (values.len() * n as usize).div_ceil(8) + 2 * SLACK;
+        debug_assert!((1..=63).contains(&n));
+        debug_assert!(values.iter().all(|&v| v >> n == 0));
+        // Full words, then the unfinished one.
+        let words = (self.acc_bits as usize + values.len() * n as usize) / 64 + 1;
+        let end = self.pos + 8 * words + SLACK;
         if end > self.buf.len() {
             self.move_to(end.max(self.buf.len() * 2));
         }
-        // `acc` holds `bits` bits (< 64) left aligned, starting at byte
-        // `pos`; the unfinished byte comes first.
-        let (mut acc, mut bits, mut pos) = (self.acc, self.acc_bits, self.pos);
+        // `acc` holds `bits` bits (at most 64) left aligned: the bytes from
+        // `pos` on, the unfinished byte first. Full words go to `slots`.
+        let (mut acc, mut bits, pos) = (self.acc, self.acc_bits, self.pos);
+        let (slots, _) = self.buf[pos..].as_chunks_mut::<8>();
+        let mut slots = slots.iter_mut();
+        let mut stored = 0;
         for &v in values {
             let total = bits + n;
-            if total < 64 {
+            if total <= 64 {
+                // total >= n >= 1.
                 acc |= v << (64 - total);
                 bits = total;
             } else {
-                // total - 64 < 64 bits of `v` are left over.
+                // 1 <= rest <= n <= 63 bits of `v` are left over.
                 let rest = total - 64;
                 acc |= v >> rest;
-                if let Some(slot) = self.buf.get_mut(pos..pos + 8) {
-                    slot.copy_from_slice(&acc.to_be_bytes());
+                if let Some(slot) = slots.next() {
+                    *slot = acc.to_be_bytes();
                 }
-                pos += 8;
-                acc = if rest == 0 { 0 } else { v << (64 - rest) };
+                stored += 8;
+                acc = v << (64 - rest);
                 bits = rest;
             }
         }
-        // The unfinished word, with zeros after it as the writer keeps.
-        if let Some(slot) = self.buf.get_mut(pos..pos + 8) {
-            slot.copy_from_slice(&acc.to_be_bytes());
+        if bits == 64 {
+            if let Some(slot) = slots.next() {
+                *slot = acc.to_be_bytes();
+            }
+            stored += 8;
+            (acc, bits) = (0, 0);
         }
+        // The unfinished word, with zeros after it as the writer keeps.
+        if let Some(slot) = slots.next() {
+            *slot = acc.to_be_bytes();
+        }
+        debug_assert!(stored < 8 * words, "room for every word was made above");
         let full = bits >> 3;
-        self.pos = pos + full as usize;
+        self.pos = pos + stored + full as usize;
         // full <= 7, so the shift is in range.
         self.acc = acc << (full * 8);
         self.acc_bits = bits & 7;

@@ -244,9 +244,10 @@ pub(crate) fn expected_len(len: usize, recent: usize) -> usize {
 #[derive(Debug, Clone)]
 #[repr(u8)]
 enum EncoderState {
+    // First: the default encoding's tag is 0.
+    Packed(packed::Encoder),
     Xor(xor::Encoder),
     Adaptive(adaptive::Encoder),
-    Packed(packed::Encoder),
 }
 
 /// Builds a chunk by appending samples in time order.

@@ -325,13 +325,13 @@ fn from_field(f: u64, w: u8) -> i64 {
     f.wrapping_sub(bias(u32::from(w))) as i64
 }
 
-/// Writes a block's `fields`, each `n` bits (`1 <= n <= 64`), two or
-/// four per value where they fit 64 bits.
+/// Writes a block's `fields`, each `n` bits (`1 <= n <= 63`), two or
+/// four per value where they fit 63 bits.
 #[inline(always)]
 fn write_grouped(w: &mut BitWriter, fields: &[u64; BLOCK as usize], n: u32) {
-    if n > 32 {
+    if n > 31 {
         w.write_words(fields, n);
-    } else if n > 16 {
+    } else if n > 15 {
         let pairs: [u64; BLOCK as usize / 2] =
             std::array::from_fn(|i| (fields[2 * i] << n) | fields[2 * i + 1]);
         w.write_words(&pairs, 2 * n);
@@ -550,11 +550,21 @@ pub(crate) struct Encoder {
     /// not zero (so the series whose values are decimals do not pay for
     /// them).
     pend_hi: Option<Box<[u32; BLOCK as usize]>>,
-    /// How the current block's samples are deferred, set at its start: as
-    /// XOR fields, or as decimal errors (when its widths are not already
-    /// beyond what the fast paths handle).
-    defer_xor: bool,
-    defer_decimal: bool,
+    /// How the current block's samples wait, set at its start.
+    defer: Defer,
+}
+
+/// How the samples of a block wait until it is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Defer {
+    /// As decimal errors (the block's widths are not beyond what the fast
+    /// paths handle).
+    Decimal,
+    /// As XOR fields.
+    Xor,
+    /// Not at all: the block is written a sample at a time.
+    Not,
 }
 
 /// XOR block starts between searches of every decimal scale.
@@ -590,8 +600,7 @@ impl Encoder {
             pend_t: [0; BLOCK as usize],
             pend_v: [0; BLOCK as usize],
             pend_hi: None,
-            defer_xor: false,
-            defer_decimal: false,
+            defer: Defer::Not,
         }
     }
 
@@ -661,52 +670,53 @@ impl Encoder {
         let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
         let zt = zigzag(et);
         let k = usize::from(self.pend) & (BLOCK as usize - 1);
-        if self.defer_xor {
-            if zt >> 16 != 0 {
-                return false;
+        match self.defer {
+            Defer::Decimal => {
+                let Some(n) = decimal_small(v, p.scale) else {
+                    return false;
+                };
+                let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
+                let zv = zigzag(ev);
+                if (zt >> 16) | (zv >> 32) != 0 {
+                    return false;
+                }
+                s.step_t_small(t, et, zt);
+                // Errors within the safe width are never outliers.
+                if zv >> V_SAFE_BITS == 0 {
+                    s.n = n;
+                    s.avg = s.avg.wrapping_add(ev);
+                    s.v_jump = false;
+                } else {
+                    s.step_v(ev);
+                }
+                s.vbits = v.to_bits();
+                self.pend_t[k] = et as i16;
+                self.pend_v[k] = ev as i32 as u32;
+                self.or_t |= zt;
+                self.or_v |= zv;
             }
-            let x = v.to_bits() ^ s.vbits;
-            s.step_t_small(t, et, zt);
-            s.vbits = v.to_bits();
-            self.pend_t[k] = et as i16;
-            self.pend_v[k] = x as u32;
-            self.or_t |= zt;
-            self.or_v |= x;
-            match &mut self.pend_hi {
-                Some(hi) => hi[k] = (x >> 32) as u32,
-                None if x >> 32 != 0 => self.alloc_hi(k, x),
-                None => {}
+            Defer::Xor => {
+                if zt >> 16 != 0 {
+                    return false;
+                }
+                let x = v.to_bits() ^ s.vbits;
+                s.step_t_small(t, et, zt);
+                s.vbits = v.to_bits();
+                self.pend_t[k] = et as i16;
+                self.pend_v[k] = x as u32;
+                self.or_t |= zt;
+                self.or_v |= x;
+                match &mut self.pend_hi {
+                    Some(hi) => hi[k] = (x >> 32) as u32,
+                    None if x >> 32 != 0 => self.alloc_hi(k, x),
+                    None => {}
+                }
             }
-        } else {
-            if !self.defer_decimal {
-                return false;
-            }
-            let Some(n) = decimal_small(v, p.scale) else {
-                return false;
-            };
-            let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
-            let zv = zigzag(ev);
-            if (zt >> 16) | (zv >> 32) != 0 {
-                return false;
-            }
-            s.step_t_small(t, et, zt);
-            // Errors within the safe width are never outliers.
-            if zv >> V_SAFE_BITS == 0 {
-                s.n = n;
-                s.avg = s.avg.wrapping_add(ev);
-                s.v_jump = false;
-            } else {
-                s.step_v(ev);
-            }
-            s.vbits = v.to_bits();
-            self.pend_t[k] = et as i16;
-            self.pend_v[k] = ev as i32 as u32;
-            self.or_t |= zt;
-            self.or_v |= zv;
+            Defer::Not => return false,
         }
         self.pend += 1;
         if self.pend == BLOCK as u8 {
-            self.flush(w, true);
+            self.flush_complete(w);
         }
         true
     }
@@ -820,6 +830,52 @@ impl Encoder {
     /// goes on a sample at a time, as if each had been written as it came.
     #[inline(never)]
     pub(crate) fn flush(&mut self, w: &mut BitWriter, complete: bool) {
+        self.flush_as(w, complete);
+    }
+
+    /// [`Encoder::flush`] of a complete block: the common case of a
+    /// decimal block on its own, without the general parameter handling.
+    #[inline(never)]
+    fn flush_complete(&mut self, w: &mut BitWriter) {
+        let p = self.s.p;
+        if p.xor {
+            self.flush_as(w, true);
+            return;
+        }
+        // The widths the samples took one at a time, then the narrowing
+        // (see `pending_params` and `narrowed`).
+        let (nt, nv) = (bits_of(self.or_t), bits_of(self.or_v));
+        let (gt, gv) = (p.wt.max(nt), p.wv.max(nv));
+        let grown = Params {
+            wt: gt,
+            wv: gv,
+            ..p
+        };
+        let to = if (gt, gv) == (nt, nv) {
+            grown
+        } else {
+            self.narrowed(grown, self.or_t, self.or_v)
+        };
+        if to == self.prev_p {
+            w.write_bit(false);
+        } else {
+            write_header(w, self.prev_p, to);
+        }
+        let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
+        if wt + wv <= 63 {
+            self.write_pending(w, to, BLOCK as usize);
+        } else {
+            for i in 0..BLOCK as usize {
+                write_fields(w, to, self.pend_zt(i), self.pend_value(i));
+            }
+        }
+        self.s.p = to;
+        self.pend = 0;
+        self.in_block = 0;
+    }
+
+    #[inline(always)]
+    fn flush_as(&mut self, w: &mut BitWriter, complete: bool) {
         let (p, or_t, or_v) = self.pending_params();
         let to = if complete {
             self.narrowed(p, or_t, or_v)
@@ -829,7 +885,7 @@ impl Encoder {
         write_header(w, self.prev_p, to);
         let k = usize::from(self.pend).min(BLOCK as usize);
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
-        if wt + wv <= 64 && wt.max(wv) < 64 {
+        if wt + wv <= 63 {
             self.write_pending(w, to, k);
         } else {
             for i in 0..k {
@@ -850,8 +906,7 @@ impl Encoder {
     }
 
     /// Writes the first `k` pending samples at `to`'s widths, which fit
-    /// every field and are at most 64 bits together (less than 64 for the
-    /// value field alone).
+    /// every field and are at most 63 bits together.
     #[inline(always)]
     fn write_pending(&self, w: &mut BitWriter, to: Params, k: usize) {
         let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
@@ -1062,8 +1117,13 @@ impl Encoder {
             self.s.enter_block(p);
         }
         let p = self.s.p;
-        self.defer_xor = p.xor;
-        self.defer_decimal = !p.xor && p.wt.max(p.wv) <= 56;
+        self.defer = if p.xor {
+            Defer::Xor
+        } else if p.wt.max(p.wv) <= 56 {
+            Defer::Decimal
+        } else {
+            Defer::Not
+        };
     }
 
     /// The common case: a decimal block and a value that is a decimal at
