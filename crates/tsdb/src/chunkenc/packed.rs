@@ -754,63 +754,34 @@ impl Encoder {
     }
 
     /// The parameters the block would have after its pending samples had
-    /// each been written as they came (the widths of a decimal block only
-    /// grow; an XOR block's window is recomputed from the fields so far
-    /// whenever one does not fit), and the ORs of the fields at those
-    /// parameters.
+    /// each been written as they came, and the ORs of the fields at those
+    /// parameters. The widths of a decimal block only grow. An XOR block's
+    /// window is recomputed whenever a sample does not fit it, from the
+    /// XORs of the block so far; so once any sample has not fitted, the
+    /// window is the one of all the block's XORs: the last sample that did
+    /// not fit set it from those before it, and every later one fitted.
     #[inline(always)]
     fn pending_params(&self) -> (Params, u64, u64) {
         let mut p = self.s.p;
+        let (or_t, x) = (self.or_t, self.or_v);
         if !p.xor {
             // The ORs of the pending fields (see `defer`).
-            p.wt = p.wt.max(bits_of(self.or_t));
-            p.wv = p.wv.max(bits_of(self.or_v));
-            return (p, self.or_t, self.or_v);
+            p.wt = p.wt.max(bits_of(or_t));
+            p.wv = p.wv.max(bits_of(x));
+            return (p, or_t, x);
         }
-        // `or_v` is the OR of the pending XORs: if they all fit the
-        // window, no sample changed it.
-        let x = self.or_v;
-        if x & ((1u64 << p.trail) - 1) == 0 && fits(self.or_t, p.wt) && fits(x >> p.trail, p.wv) {
-            return (p, self.or_t, x >> p.trail);
+        // `or_v` is the OR of the pending XORs.
+        // trail < 64 (a 6-bit header field).
+        if x & ((1u64 << p.trail) - 1) == 0 && fits(or_t, p.wt) && fits(x >> p.trail, p.wv) {
+            return (p, or_t, x >> p.trail);
         }
-        self.pending_window()
-    }
-
-    /// [`Encoder::pending_params`] of an XOR block whose window changes:
-    /// each pending sample in turn.
-    #[cold]
-    #[inline(never)]
-    fn pending_window(&self) -> (Params, u64, u64) {
-        let mut p = self.s.p;
-        let (mut or_t, mut or_v) = (0u64, 0u64);
-        let k = usize::from(self.pend);
-        {
-            for i in 0..k {
-                let zt = self.pend_zt(i);
-                let x = self.pend_value(i);
-                or_t |= zt;
-                // trail < 64 (a 6-bit header field).
-                let below = x & ((1u64 << p.trail) - 1);
-                if below == 0 && fits(zt, p.wt) && fits(x >> p.trail, p.wv) {
-                    or_v |= x >> p.trail;
-                    continue;
-                }
-                let union = (or_v << p.trail) | x;
-                let trail = if union == 0 {
-                    p.trail
-                } else {
-                    union.trailing_zeros() as u8
-                };
-                p = Params {
-                    wt: p.wt.max(bits_of(zt)),
-                    wv: bits_of(union >> trail),
-                    trail,
-                    ..p
-                };
-                or_v = union >> trail;
-            }
+        // With no bit set the window keeps its place and has no width.
+        if x != 0 {
+            p.trail = x.trailing_zeros() as u8;
         }
-        (p, or_t, or_v)
+        p.wt = p.wt.max(bits_of(or_t));
+        p.wv = bits_of(x >> p.trail);
+        (p, or_t, x >> p.trail)
     }
 
     /// Bits that writing the pending samples (a block that is not complete)
