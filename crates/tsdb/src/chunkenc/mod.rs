@@ -327,18 +327,17 @@ impl ChunkEncoder {
         }
         // The Packed encoder knows its last sample and sizes the buffer
         // itself, at the start of its second block.
-        let written = match &mut self.state {
-            EncoderState::Packed(e) => e.append(&mut self.w, self.count, t, v),
-            EncoderState::Xor(e) => {
-                e.append(&mut self.w, self.count, t, v);
-                self.after_other(t, v);
-                true
+        // The default encoding is tested first (a `match` tested it last).
+        let written = if let EncoderState::Packed(e) = &mut self.state {
+            e.append(&mut self.w, self.count, t, v)
+        } else {
+            match &mut self.state {
+                EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
+                EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
+                EncoderState::Packed(_) => {}
             }
-            EncoderState::Adaptive(e) => {
-                e.append(&mut self.w, self.count, t, v);
-                self.after_other(t, v);
-                true
-            }
+            self.after_other(t, v);
+            true
         };
         self.count += 1;
         // While samples are pending, `bytes` sets the count in its copy.

@@ -550,7 +550,8 @@ pub(crate) struct Encoder {
     /// not zero (so the series whose values are decimals do not pay for
     /// them).
     pend_hi: Option<Box<[u32; BLOCK as usize]>>,
-    /// How the current block's samples wait, set at its start.
+    /// How the current block's samples wait, set at its start (`Not` once
+    /// the block goes on a sample at a time).
     defer: Defer,
 }
 
@@ -618,14 +619,18 @@ impl Encoder {
     /// pending).
     #[inline(always)]
     pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) -> bool {
-        if self.in_block == 0 {
-            if self.pend == 0 {
-                if count < 2 {
-                    self.first_two(w, count, t, v);
-                    return true;
-                }
-                self.start_block(w, count, v);
+        if self.pend == 0 && self.in_block == 0 {
+            if count < 2 {
+                self.first_two(w, count, t, v);
+                return true;
             }
+            self.start_block(w, count, v);
+            if self.defer == Defer::Not {
+                // Its header now: samples are written as they come.
+                self.flush(w, false);
+            }
+        }
+        if self.defer != Defer::Not {
             // Most samples wait for the rest of their block.
             if self.defer(w, t, v) {
                 // None is left pending once the block is written.
@@ -873,6 +878,7 @@ impl Encoder {
             self.in_block = k as u16;
             self.or_t = or_t;
             self.or_v = or_v;
+            self.defer = Defer::Not;
         }
     }
 
