@@ -190,11 +190,11 @@ impl State {
         }
     }
 
-    /// [`State::step_t`] to timestamp `t`, whose error `e` has the zigzag
-    /// code `z`: errors within the safe width are never outliers.
+    /// [`State::step_t`] to timestamp `t`, whose error is `e`: errors
+    /// within the safe width are never outliers.
     #[inline(always)]
-    fn step_t_small(&mut self, t: i64, e: i64, z: u64) {
-        if z >> T_SAFE_BITS == 0 {
+    fn step_t_small(&mut self, t: i64, e: i64) {
+        if (e.wrapping_add(1 << (T_SAFE_BITS - 1)) as u64) >> T_SAFE_BITS == 0 {
             self.t = t;
             self.interval = self.interval.wrapping_add(e);
             self.t_jump = false;
@@ -673,43 +673,42 @@ impl Encoder {
         let s = &mut self.s;
         let p = s.p;
         let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
-        let zt = zigzag(et);
+        if i64::from(et as i16) != et {
+            return false;
+        }
         let k = usize::from(self.pend) & (BLOCK as usize - 1);
         match self.defer {
             Defer::Decimal => {
+                let vbits = v.to_bits();
                 let Some(n) = decimal_small(v, p.scale) else {
                     return false;
                 };
                 let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
-                let zv = zigzag(ev);
-                if (zt >> 16) | (zv >> 32) != 0 {
+                if i64::from(ev as i32) != ev {
                     return false;
                 }
-                s.step_t_small(t, et, zt);
+                s.step_t_small(t, et);
                 // Errors within the safe width are never outliers.
-                if zv >> V_SAFE_BITS == 0 {
+                if (ev.wrapping_add(1 << (V_SAFE_BITS - 1)) as u64) >> V_SAFE_BITS == 0 {
                     s.n = n;
                     s.avg = s.avg.wrapping_add(ev);
                     s.v_jump = false;
                 } else {
                     s.step_v(ev);
                 }
-                s.vbits = v.to_bits();
+                s.vbits = vbits;
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = ev as i32 as u32;
-                self.or_t |= zt;
-                self.or_v |= zv;
             }
             Defer::Xor => {
-                if zt >> 16 != 0 {
-                    return false;
-                }
                 let x = v.to_bits() ^ s.vbits;
-                s.step_t_small(t, et, zt);
+                s.step_t_small(t, et);
                 s.vbits = v.to_bits();
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = x as u32;
-                self.or_t |= zt;
+                // The XORs' OR is kept as they come (the high halves make
+                // it dear to gather at the end).
+                self.or_t |= zigzag(et);
                 self.or_v |= x;
                 match &mut self.pend_hi {
                     Some(hi) => hi[k] = (x >> 32) as u32,
@@ -768,7 +767,7 @@ impl Encoder {
     #[inline(always)]
     fn pending_params(&self) -> (Params, u64, u64) {
         let mut p = self.s.p;
-        let (or_t, x) = (self.or_t, self.or_v);
+        let (or_t, x) = self.pending_ors();
         if !p.xor {
             // The ORs of the pending fields (see `defer`).
             p.wt = p.wt.max(bits_of(or_t));
@@ -787,6 +786,26 @@ impl Encoder {
         p.wt = p.wt.max(bits_of(or_t));
         p.wv = bits_of(x >> p.trail);
         (p, or_t, x >> p.trail)
+    }
+
+    /// The ORs of the pending samples' zigzag timestamp errors and of their
+    /// values (zigzag decimal errors, or XORs: kept in `or_v` as they
+    /// come).
+    #[inline(always)]
+    fn pending_ors(&self) -> (u64, u64) {
+        if self.s.p.xor {
+            return (self.or_t, self.or_v);
+        }
+        let k = usize::from(self.pend).min(BLOCK as usize);
+        let or_t = self.pend_t[..k]
+            .iter()
+            .fold(0, |a, &e| a | zigzag(i64::from(e)));
+        let or_v = {
+            self.pend_v[..k]
+                .iter()
+                .fold(0, |a, &e| a | zigzag(i64::from(e as i32)))
+        };
+        (or_t, or_v)
     }
 
     /// Bits that writing the pending samples (a block that is not complete)
@@ -820,7 +839,8 @@ impl Encoder {
         }
         // The widths the samples took one at a time, then the narrowing
         // (see `pending_params` and `narrowed`).
-        let (nt, nv) = (bits_of(self.or_t), bits_of(self.or_v));
+        let (or_t, or_v) = self.pending_ors();
+        let (nt, nv) = (bits_of(or_t), bits_of(or_v));
         let (gt, gv) = (p.wt.max(nt), p.wv.max(nv));
         let grown = Params {
             wt: gt,
@@ -830,7 +850,7 @@ impl Encoder {
         let to = if (gt, gv) == (nt, nv) {
             grown
         } else {
-            self.narrowed(grown, self.or_t, self.or_v)
+            self.narrowed(grown, or_t, or_v)
         };
         if to == self.prev_p {
             w.write_bit(false);
