@@ -243,11 +243,43 @@ pub(super) fn decimal_at(v: f64, scale: usize) -> Option<i64> {
 }
 
 /// The smallest scale at which `v` is a decimal, and its integer.
+///
+/// A decimal at scale `s` is one at every larger scale `s'` whose integer
+/// stays below 2^51: `n * 10^(s'-s)` divides to the same correctly rounded
+/// value, and `v * 10^(s')` then rounds back to that integer (its error is
+/// below a quarter). So with `top` the largest scale that keeps `|v| *
+/// 10^top` below 2^51, [`decimal_at`] is monotone over `0..=top`: one
+/// division at `top` rejects a float that is no decimal (most of them,
+/// where sixteen tries did before), and a binary search finds the smallest
+/// scale. Above `top`, only the next scale can keep the integer within
+/// [`decimal_at`]'s 2^53, and it is tried last, as the scan in order did.
 pub(super) fn find_scale(v: f64) -> Option<(usize, i64)> {
     if !v.is_finite() {
         return None;
     }
-    (0..=MAX_SCALE).find_map(|s| decimal_at(v, s).map(|n| (s, n)))
+    let a = v.abs();
+    let Some(top) = (0..=MAX_SCALE).rev().find(|&s| a * POW10[s] < ROUND_LIMIT) else {
+        return find_scale_scan(v, 0);
+    };
+    if decimal_at(v, top).is_none() {
+        return find_scale_scan(v, top + 1);
+    }
+    // decimal_at(v, s) holds for s in hi..=top and fails below lo.
+    let (mut lo, mut hi) = (0, top);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if decimal_at(v, mid).is_some() {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    decimal_at(v, hi).map(|n| (hi, n))
+}
+
+/// The first scale from `from` on at which `v` is a decimal.
+fn find_scale_scan(v: f64, from: usize) -> Option<(usize, i64)> {
+    (from..=MAX_SCALE).find_map(|s| decimal_at(v, s).map(|n| (s, n)))
 }
 
 #[inline(always)]
@@ -1155,6 +1187,35 @@ mod tests {
         for m in ms {
             let want = (64 - (m >> 4).leading_zeros()).min(K_MAX);
             assert_eq!(Rice { m }.k(), want, "m = {m}");
+        }
+    }
+
+    /// `find_scale` (one division to reject a float, a binary search to
+    /// find the scale) agrees with trying every scale in order, on
+    /// decimals of every scale and size, on floats, and around the
+    /// bounds where its shortcut stops applying (2^51 and 2^53).
+    #[test]
+    fn find_scale_matches_trying_every_scale() {
+        let mut rng = super::super::testdata::Rng::new(5);
+        let mut values = vec![
+            0.0, -0.0, 1.0, 0.1, 0.3, 1e-15, 123.456, 9.007, 2.25, 2.2518,
+        ];
+        for _ in 0..200_000 {
+            let scale = rng.range(0, 17) as usize;
+            let digits = rng.range(1, 17) as u32;
+            let n = rng.range(-(10i64.pow(digits)), 10i64.pow(digits));
+            values.push(n as f64 / POW10[scale.min(MAX_SCALE)]);
+            values.push(rng.unit() * 10f64.powi(rng.range(-6, 17) as i32));
+        }
+        for e in [51, 52, 53] {
+            let b = (1u64 << e) as f64;
+            for d in [-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0] {
+                values.extend(POW10.iter().map(|p| (b + d) / p));
+            }
+        }
+        for v in values {
+            let scan = (0..=MAX_SCALE).find_map(|s| decimal_at(v, s).map(|n| (s, n)));
+            assert_eq!(find_scale(v), scan, "v = {v:e} ({:#x})", v.to_bits());
         }
     }
 }
