@@ -264,6 +264,32 @@ fn decimal_small(v: f64, scale: u8) -> Option<i64> {
     ((n as f64 / p).to_bits() == v.to_bits()).then_some(n)
 }
 
+/// The OR of the zigzag codes of `errors`. A code is the error folded to
+/// non-negative (`e ^ (e >> 15)`) shifted up one, with the sign as its low
+/// bit; so the OR is the folded errors' OR shifted up, with the low bit set
+/// if any error is negative, and it is computed on 16-bit lanes.
+#[inline(always)]
+fn zigzag_or_i16(errors: &[i16]) -> u64 {
+    let (mut folded, mut any) = (0u16, 0u16);
+    for &e in errors {
+        folded |= (e ^ (e >> 15)) as u16;
+        any |= e as u16;
+    }
+    (u64::from(folded) << 1) | u64::from(any >> 15)
+}
+
+/// [`zigzag_or_i16`] of `i32` errors (stored as `u32`).
+#[inline(always)]
+fn zigzag_or_i32(errors: &[u32]) -> u64 {
+    let (mut folded, mut any) = (0u32, 0u32);
+    for &e in errors {
+        let e = e as i32;
+        folded |= (e ^ (e >> 31)) as u32;
+        any |= e as u32;
+    }
+    (u64::from(folded) << 1) | u64::from(any >> 31)
+}
+
 /// Bit length of `z` (0 for 0).
 #[inline(always)]
 fn bits_of(z: u64) -> u8 {
@@ -797,15 +823,14 @@ impl Encoder {
             return (self.or_t, self.or_v);
         }
         let k = usize::from(self.pend).min(BLOCK as usize);
-        let or_t = self.pend_t[..k]
-            .iter()
-            .fold(0, |a, &e| a | zigzag(i64::from(e)));
-        let or_v = {
-            self.pend_v[..k]
-                .iter()
-                .fold(0, |a, &e| a | zigzag(i64::from(e as i32)))
-        };
-        (or_t, or_v)
+        if k == BLOCK as usize {
+            // Whole arrays: the loops run on vector lanes.
+            return (zigzag_or_i16(&self.pend_t), zigzag_or_i32(&self.pend_v));
+        }
+        (
+            zigzag_or_i16(&self.pend_t[..k]),
+            zigzag_or_i32(&self.pend_v[..k]),
+        )
     }
 
     /// Bits that writing the pending samples (a block that is not complete)
