@@ -734,7 +734,6 @@ impl Encoder {
                 self.pend_v[k] = x as u32;
                 // The XORs' OR is kept as they come (the high halves make
                 // it dear to gather at the end).
-                self.or_t |= zigzag(et);
                 self.or_v |= x;
                 match &mut self.pend_hi {
                     Some(hi) => hi[k] = (x >> 32) as u32,
@@ -819,17 +818,28 @@ impl Encoder {
     /// come).
     #[inline(always)]
     fn pending_ors(&self) -> (u64, u64) {
-        if self.s.p.xor {
-            return (self.or_t, self.or_v);
-        }
         let k = usize::from(self.pend).min(BLOCK as usize);
+        let xor = self.s.p.xor;
         if k == BLOCK as usize {
             // Whole arrays: the loops run on vector lanes.
-            return (zigzag_or_i16(&self.pend_t), zigzag_or_i32(&self.pend_v));
+            let or_t = zigzag_or_i16(&self.pend_t);
+            return (
+                or_t,
+                if xor {
+                    self.or_v
+                } else {
+                    zigzag_or_i32(&self.pend_v)
+                },
+            );
         }
+        let or_t = zigzag_or_i16(&self.pend_t[..k]);
         (
-            zigzag_or_i16(&self.pend_t[..k]),
-            zigzag_or_i32(&self.pend_v[..k]),
+            or_t,
+            if xor {
+                self.or_v
+            } else {
+                zigzag_or_i32(&self.pend_v[..k])
+            },
         )
     }
 
