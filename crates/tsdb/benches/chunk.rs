@@ -1,9 +1,8 @@
 //! Chunk codec benchmarks: encode and decode one 120-sample chunk of each
 //! kind of realistic series, per encoding. Throughput is in samples, so
-//! criterion reports time per sample. `encode` appends as the head does
-//! (`ChunkEncoder::new`); `encode_compact` is the Packed encoder that writes
-//! blocks (`ChunkEncoder::new_compact`), whose chunks `decode` and
-//! `seek_last_5m` read. `seek_last_5m` seeks a fresh cursor to
+//! criterion reports time per sample. `encode` appends a sample at a time
+//! as the head does (`ChunkEncoder::new`, one encoder for the head and for
+//! blocks). `seek_last_5m` seeks a fresh cursor to
 //! a chunk's last 20 samples (an instant query's selector); its throughput
 //! is in chunks.
 //!
@@ -13,8 +12,8 @@
 //!
 //! For instruction counts, which are stable on a busy machine where times
 //! are not, `VIGIL_CHUNK_LOOP=OP/ENCODING/KIND:ITERS` (for example
-//! `decode/Adaptive/constant:100000`; OP is `encode`, `encode_compact`,
-//! `decode` or `seek`, `KIND` a prefix of the kind's name)
+//! `decode/Adaptive/constant:100000`; OP is `encode`, `decode` or `seek`,
+//! `KIND` a prefix of the kind's name)
 //! skips criterion and runs exactly that loop `ITERS` times, so that an
 //! instruction count of the bench binary (`perf stat -e instructions:u`,
 //! or callgrind where the machine has no hardware counters) at two
@@ -37,17 +36,9 @@ use testdata::Kind;
 const SERIES: u64 = 16;
 
 /// Encodes one chunk as the head does, appending a sample at a time.
-fn encode(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
-    encode_with(ChunkEncoder::new(enc), samples)
-}
-
-/// Encodes one chunk as blocks store it (`ChunkEncoder::new_compact`).
-fn encode_compact(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
-    encode_with(ChunkEncoder::new_compact(enc), samples)
-}
-
 #[inline(always)]
-fn encode_with(mut e: ChunkEncoder, samples: &[(i64, f64)]) -> Vec<u8> {
+fn encode(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut e = ChunkEncoder::new(enc);
     for &(t, v) in samples {
         e.append(t, v).expect("chunk has room");
     }
@@ -61,10 +52,7 @@ fn data(kind: Kind, jitter: bool) -> Vec<Vec<(i64, f64)>> {
 }
 
 fn print_compression() {
-    eprintln!(
-        "bytes/sample, {SERIES} chunks of 120 samples per kind, as blocks store them \
-         (the head's Packed chunks in brackets):"
-    );
+    eprintln!("bytes/sample, {SERIES} chunks of 120 samples per kind:");
     for jitter in [true, false] {
         eprintln!(
             "  timestamps {}",
@@ -80,16 +68,11 @@ fn print_compression() {
             let mut line = format!("    {:<28}", kind.name());
             let samples: usize = series.iter().map(Vec::len).sum();
             for (i, enc) in Encoding::ALL.into_iter().enumerate() {
-                let bytes: usize = series.iter().map(|s| encode_compact(enc, s).len()).sum();
+                let bytes: usize = series.iter().map(|s| encode(enc, s).len()).sum();
                 totals[i].0 += bytes;
                 totals[i].1 += samples;
                 line += &format!(" {enc:?} {:6.3}", bytes as f64 / samples as f64);
             }
-            let head: usize = series
-                .iter()
-                .map(|s| encode(Encoding::Packed, s).len())
-                .sum();
-            line += &format!(" ({:.3})", head as f64 / samples as f64);
             eprintln!("{line}");
         }
         let mut line = format!("    {:<28}", "all kinds, equal weight");
@@ -141,7 +124,7 @@ fn seek_chunks(chunks: &[(Vec<u8>, i64)]) -> (i64, f64) {
 fn seek_targets(enc: Encoding, series: &[Vec<(i64, f64)>]) -> Vec<(Vec<u8>, i64)> {
     series
         .iter()
-        .map(|s| (encode_compact(enc, s), s[s.len().saturating_sub(20)].0))
+        .map(|s| (encode(enc, s), s[s.len().saturating_sub(20)].0))
         .collect()
 }
 
@@ -169,15 +152,8 @@ fn fixed_loop(spec: &str) {
                 }
             }
         }
-        Some("encode_compact") => {
-            for _ in 0..iters {
-                for s in &series {
-                    black_box(encode_compact(enc, black_box(s)));
-                }
-            }
-        }
         Some("decode") => {
-            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode_compact(enc, s)).collect();
+            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode(enc, s)).collect();
             for _ in 0..iters {
                 black_box(decode_chunks(&chunks));
             }
@@ -220,31 +196,12 @@ fn bench_chunks(c: &mut Criterion) {
     }
     g.finish();
 
-    // The Packed encoder that blocks use (the others are the same either way).
-    let mut g = c.benchmark_group("encode_compact");
-    g.throughput(Throughput::Elements(per_iter));
-    for kind in Kind::ALL {
-        let series = data(kind, true);
-        g.bench_with_input(
-            BenchmarkId::new("Packed", kind.name()),
-            &series,
-            |b, series| {
-                b.iter(|| {
-                    for s in series {
-                        black_box(encode_compact(Encoding::Packed, black_box(s)));
-                    }
-                })
-            },
-        );
-    }
-    g.finish();
-
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(per_iter));
     for kind in Kind::ALL {
         let series = data(kind, true);
         for enc in Encoding::ALL {
-            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode_compact(enc, s)).collect();
+            let chunks: Vec<Vec<u8>> = series.iter().map(|s| encode(enc, s)).collect();
             g.bench_with_input(
                 BenchmarkId::new(format!("{enc:?}"), kind.name()),
                 &chunks,

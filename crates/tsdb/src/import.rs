@@ -456,7 +456,7 @@ fn encode(samples: &[(i64, f64)], enc: Encoding, per_chunk: u16, out: &mut Vec<C
         let (Some(&(mint, _)), Some(&(maxt, _))) = (part.first(), part.last()) else {
             continue;
         };
-        let mut e = ChunkEncoder::new_compact(enc);
+        let mut e = ChunkEncoder::new(enc);
         for &(t, v) in part {
             // At most u16::MAX samples per part: the chunk never fills.
             let _ = e.append(t, v);

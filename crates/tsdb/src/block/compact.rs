@@ -406,7 +406,7 @@ fn encode(
         let (Some(&(mint, _)), Some(&(maxt, _))) = (part.first(), part.last()) else {
             continue;
         };
-        let mut e = ChunkEncoder::new_compact(enc);
+        let mut e = ChunkEncoder::new(enc);
         for &(t, v) in part {
             // At most MAX_SAMPLES per part, so the chunk never fills.
             let _ = e.append(t, v);

@@ -268,8 +268,7 @@ pub struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
-    /// An empty chunk of the given encoding, tuned for appending one
-    /// sample at a time as the head does.
+    /// An empty chunk of the given encoding.
     pub fn new(encoding: Encoding) -> Self {
         Self::with_state(
             encoding,
@@ -279,20 +278,6 @@ impl ChunkEncoder {
                 Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
             },
         )
-    }
-
-    /// An empty chunk of the given encoding, tuned for size: for chunks
-    /// written once to a block (persisting the head, compaction, import).
-    /// The Packed encoding then repacks every block that a narrower width
-    /// would code in fewer bits, which the head's encoder skips for small
-    /// savings; the other encodings are the same either way.
-    pub fn new_compact(encoding: Encoding) -> Self {
-        match encoding {
-            Encoding::Packed => {
-                Self::with_state(encoding, EncoderState::Packed(packed::Encoder::compact()))
-            }
-            _ => Self::new(encoding),
-        }
     }
 
     /// [`ChunkEncoder::new`] with room for `bytes` bytes of chunk: the

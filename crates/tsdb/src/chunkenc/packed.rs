@@ -559,8 +559,6 @@ pub(crate) struct Encoder {
     or_v: u64,
     /// XOR block starts before the next search of every decimal scale.
     search_in: u8,
-    /// Bits a full block must save to be repacked narrower.
-    slack: u32,
     /// Samples of the current block appended but not written yet: a block
     /// is written once it is complete, at the widths that fit all of its
     /// samples, instead of being repacked every time a sample needs a
@@ -596,25 +594,9 @@ enum Defer {
 
 /// XOR block starts between searches of every decimal scale.
 const SEARCH_EVERY: u8 = 8;
-/// Bits a full block must save for the head's encoder to repack it
-/// narrower: with jittered timestamps, a block often needs a bit more than
-/// the last one and the next a bit less, and repacking every such block
-/// (then widening the next) cost about a tenth of the append time for
-/// 0.7% of the bytes. Chunks written to blocks ([`Encoder::compact`])
-/// take every saving.
-const NARROW_SLACK: u32 = 16;
-
-/// The head's encoder narrows an XOR block only for three times
-/// [`NARROW_SLACK`]: the window of noisy floats moves by a bit or two from
-/// block to block, and narrowing then widening again cost more time than
-/// the bits are worth in a head chunk (blocks re-encode it tightly).
-const XOR_SLACK_FACTOR: u32 = 3;
-
 impl Encoder {
-    /// An encoder for the head: fast appends (see [`NARROW_SLACK`]).
     pub(crate) fn new() -> Self {
         Encoder {
-            slack: NARROW_SLACK,
             s: State::new(),
             prev_p: State::new().p,
             start_bit: 0,
@@ -628,15 +610,6 @@ impl Encoder {
             pend_v: [0; BLOCK as usize],
             pend_hi: None,
             defer: Defer::Not,
-        }
-    }
-
-    /// An encoder for chunks written once to a block: every block as
-    /// narrow as its samples allow.
-    pub(crate) fn compact() -> Self {
-        Encoder {
-            slack: 0,
-            ..Encoder::new()
         }
     }
 
@@ -1332,7 +1305,7 @@ impl Encoder {
 
     /// The parameters a full block coded with `p`, whose fields OR to
     /// `or_t` and `or_v`, ends with: the narrowest that fit its fields if
-    /// they save more than the slack, else `p`.
+    /// they code it in fewer bits, else `p`.
     #[inline(always)]
     fn narrowed(&self, p: Params, or_t: u64, or_v: u64) -> Params {
         let (wt, wv, trail) = if p.xor {
@@ -1355,12 +1328,7 @@ impl Encoder {
             u32::from(BLOCK) * (u32::from(p.wt) + u32::from(p.wv)) + header_bits(self.prev_p, p);
         let new =
             u32::from(BLOCK) * (u32::from(wt) + u32::from(wv)) + header_bits(self.prev_p, narrow);
-        let slack = if p.xor {
-            self.slack * XOR_SLACK_FACTOR
-        } else {
-            self.slack
-        };
-        if new + slack < old {
+        if new < old {
             narrow
         } else {
             p

@@ -31,17 +31,6 @@ fn check_round_trip(enc: Encoding, samples: &[(i64, f64)]) -> Vec<u8> {
     let decoded = decode_all(&bytes).expect("valid chunk");
     assert_same(&decoded, samples);
 
-    // The encoder for blocks codes the same samples, maybe in other bits.
-    let mut c = ChunkEncoder::new_compact(enc);
-    for &(t, v) in samples {
-        c.append(t, v).expect("room for the sample");
-    }
-    assert_eq!(
-        c.last_sample().map(|(t, v)| (t, v.to_bits())),
-        samples.last().map(|&(t, v)| (t, v.to_bits()))
-    );
-    assert_same(&decode_all(&c.bytes()).expect("valid chunk"), samples);
-
     // The cursor, and that it stays exhausted.
     let mut it = ChunkIter::new(&bytes[..]);
     for &(t, v) in samples {
@@ -662,12 +651,11 @@ fn pinned(
     got
 }
 
-/// The Packed chunks written to blocks: pinned like the adaptive ones
-/// above (hash and total size of 16 jittered chunks per kind), and never
-/// larger in all than the head's chunks of the same samples, which skip
-/// small narrowings for speed.
+/// The Packed chunks: pinned like the adaptive ones above (hash and total
+/// size of 16 jittered chunks per kind). These are the bytes the encoder
+/// for blocks wrote before the head and blocks shared one encoder.
 #[test]
-fn packed_compact_bytes_are_pinned_and_smaller() {
+fn packed_bytes_are_pinned() {
     let want = [
         (Kind::CpuSeconds, 0xc672_d181_0335_2702u64, 2_834),
         (Kind::ByteCounter, 0x014e_08a8_39da_ca47, 5_557),
@@ -675,18 +663,8 @@ fn packed_compact_bytes_are_pinned_and_smaller() {
         (Kind::Constant, 0xf822_f0ec_9cb0_8312, 1_239),
         (Kind::FloatGauge, 0x3d93_0450_1ada_d063, 13_685),
     ];
-    let mut head = 0;
-    let got = pinned(&want, |s| {
-        head += check_round_trip(Encoding::Packed, s).len();
-        let mut e = ChunkEncoder::new_compact(Encoding::Packed);
-        for &(t, v) in s {
-            e.append(t, v).expect("room for the sample");
-        }
-        e.into_bytes()
-    });
+    let got = pinned(&want, |s| check_round_trip(Encoding::Packed, s));
     assert_eq!(got, want, "the packed chunk bytes changed");
-    let compact: usize = got.iter().map(|g| g.2).sum();
-    assert!(compact <= head, "compact {compact} bytes, head {head}");
 }
 
 /// Timestamp errors so large that the Rice parameter reaches its cap during
@@ -798,15 +776,16 @@ fn packed_returns_to_decimals_after_an_odd_value() {
     );
 }
 
-/// Every path of the Packed encoder, pinned: the head's and the compact
-/// encoder, with the chunk read (`bytes`, `len_bytes`) every few samples
+/// Every path of the Packed encoder, pinned, with the chunk read (`bytes`,
+/// `len_bytes`) every few samples
 /// while a block is still pending, on the realistic kinds and on series
 /// that switch between decimals, large integers, floats, NaNs and stale
 /// markers, with timestamp gaps (some so large that blocks need fields
-/// wider than the fast paths take). The hashes were taken with the encoder
-/// of commit 730d64d, which wrote and repacked every sample as it came, so
-/// holding a block's samples back until it is complete is shown to produce
-/// the same bytes.
+/// wider than the fast paths take). The hashes were taken with the block
+/// encoder (`ChunkEncoder::new_compact`) of commit 730d64d, which wrote and
+/// repacked every sample as it came, so holding a block's samples back
+/// until it is complete is shown to produce the same bytes (the head now
+/// uses that encoder too).
 #[test]
 fn packed_bytes_are_pinned_on_every_path() {
     fn mixed(seed: u64) -> Vec<(i64, f64)> {
@@ -877,32 +856,21 @@ fn packed_bytes_are_pinned_on_every_path() {
         }
     }
     all.extend((0..64).map(mixed));
-    let mut got = Vec::new();
-    for compact in [false, true] {
-        let (mut end, mut open) = (0xcbf2_9ce4_8422_2325u64, 0xcbf2_9ce4_8422_2325u64);
-        for s in &all {
-            let mut e = if compact {
-                ChunkEncoder::new_compact(Encoding::Packed)
-            } else {
-                ChunkEncoder::new(Encoding::Packed)
-            };
-            for (i, &(t, v)) in s.iter().enumerate() {
-                e.append(t, v).expect("room for the sample");
-                if i % 7 == 3 {
-                    let bytes = e.bytes();
-                    assert_eq!(e.len_bytes(), bytes.len());
-                    fnv(&mut open, &bytes);
-                }
+    let (mut end, mut open) = (0xcbf2_9ce4_8422_2325u64, 0xcbf2_9ce4_8422_2325u64);
+    for s in &all {
+        let mut e = ChunkEncoder::new(Encoding::Packed);
+        for (i, &(t, v)) in s.iter().enumerate() {
+            e.append(t, v).expect("room for the sample");
+            if i % 7 == 3 {
+                let bytes = e.bytes();
+                assert_eq!(e.len_bytes(), bytes.len());
+                fnv(&mut open, &bytes);
             }
-            let bytes = e.into_bytes();
-            assert_same(&decode_all(&bytes).expect("valid chunk"), s);
-            fnv(&mut end, &bytes);
         }
-        got.push((compact, end, open));
+        let bytes = e.into_bytes();
+        assert_same(&decode_all(&bytes).expect("valid chunk"), s);
+        fnv(&mut end, &bytes);
     }
-    let want = [
-        (false, 0xb199_ab11_0ddd_e1a5, 0x910d_c63a_6c63_b4c1),
-        (true, 0x5a95_8ec7_13f9_dc3c, 0x4432_5886_b53e_ba50),
-    ];
-    assert_eq!(got, want, "the packed chunk bytes changed");
+    let want = (0x5a95_8ec7_13f9_dc3c, 0x4432_5886_b53e_ba50);
+    assert_eq!((end, open), want, "the packed chunk bytes changed");
 }

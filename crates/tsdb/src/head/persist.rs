@@ -360,7 +360,7 @@ impl Head {
                     data: e.into_bytes(),
                 });
             }
-            let e = enc.get_or_insert_with(|| (ChunkEncoder::new_compact(self.cut.encoding), t, t));
+            let e = enc.get_or_insert_with(|| (ChunkEncoder::new(self.cut.encoding), t, t));
             let _ = e.0.append(t, v);
             e.2 = t;
         }
