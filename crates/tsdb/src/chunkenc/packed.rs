@@ -176,12 +176,12 @@ impl State {
         update_mean::<OUT_OF_LINE>(&mut self.interval, &mut self.t_jump, big, e, delta, T_FRAC);
     }
 
-    /// [`State::step_t`] to timestamp `t`, whose error `e` fitted a field
-    /// of `wt` bits: errors that fit the safe width are never outliers, so
-    /// the mean just adds.
+    /// [`State::step_t`] to timestamp `t`, whose error `e` is known to be
+    /// `safe` (within [`T_BIG_FLOOR`], so never an outlier: the mean just
+    /// adds) or not.
     #[inline(always)]
-    fn step_t_fitting(&mut self, t: i64, e: i64, wt: u32) {
-        if wt <= u32::from(T_SAFE_BITS) {
+    fn step_t_safe(&mut self, t: i64, e: i64, safe: bool) {
+        if safe {
             self.t = t;
             self.interval = self.interval.wrapping_add(e);
             self.t_jump = false;
@@ -190,16 +190,16 @@ impl State {
         }
     }
 
-    /// [`State::step_t`] to timestamp `t`, whose error is `e`: errors
-    /// within the safe width are never outliers.
+    /// [`State::step_v`] to decimal integer `n`, as [`State::step_t_safe`]
+    /// (within [`V_BIG_FLOOR`]).
     #[inline(always)]
-    fn step_t_small(&mut self, t: i64, e: i64) {
-        if (e.wrapping_add(1 << (T_SAFE_BITS - 1)) as u64) >> T_SAFE_BITS == 0 {
-            self.t = t;
-            self.interval = self.interval.wrapping_add(e);
-            self.t_jump = false;
+    fn step_v_safe(&mut self, n: i64, e: i64, safe: bool) {
+        if safe {
+            self.n = n;
+            self.avg = self.avg.wrapping_add(e);
+            self.v_jump = false;
         } else {
-            self.step_t(e);
+            self.step_v(e);
         }
     }
 
@@ -288,6 +288,12 @@ fn zigzag_or_i32(errors: &[u32]) -> u64 {
         any |= e as u32;
     }
     (u64::from(folded) << 1) | u64::from(any >> 31)
+}
+
+/// Whether error `e` fits a field of `w` bits (`-2^(w-1) ..= 2^(w-1) - 1`).
+#[inline(always)]
+fn within(e: i64, w: u8) -> bool {
+    (e.wrapping_add(1 << (w - 1)) as u64) >> w == 0
 }
 
 /// Bit length of `z` (0 for 0).
@@ -686,22 +692,15 @@ impl Encoder {
                 if i64::from(ev as i32) != ev {
                     return false;
                 }
-                s.step_t_small(t, et);
-                // Errors within the safe width are never outliers.
-                if (ev.wrapping_add(1 << (V_SAFE_BITS - 1)) as u64) >> V_SAFE_BITS == 0 {
-                    s.n = n;
-                    s.avg = s.avg.wrapping_add(ev);
-                    s.v_jump = false;
-                } else {
-                    s.step_v(ev);
-                }
+                s.step_t_safe(t, et, within(et, T_SAFE_BITS));
+                s.step_v_safe(n, ev, within(ev, V_SAFE_BITS));
                 s.vbits = vbits;
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = ev as i32 as u32;
             }
             Defer::Xor => {
                 let x = v.to_bits() ^ s.vbits;
-                s.step_t_small(t, et);
+                s.step_t_safe(t, et, within(et, T_SAFE_BITS));
                 s.vbits = v.to_bits();
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = x as u32;
@@ -971,7 +970,7 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= xs;
-        s.step_t_fitting(t, et, wt);
+        s.step_t_safe(t, et, wt <= u32::from(T_SAFE_BITS));
         s.vbits = v.to_bits();
         write_raw(w, ft, p.wt, xs, p.wv);
         true
@@ -1008,15 +1007,9 @@ impl Encoder {
         }
         self.or_t |= zigzag(et);
         self.or_v |= zigzag(ev);
-        s.step_t_fitting(t, et, wt);
+        s.step_t_safe(t, et, wt <= u32::from(T_SAFE_BITS));
         // Errors that fit the safe widths are never outliers.
-        if wv <= u32::from(V_SAFE_BITS) {
-            s.n = n;
-            s.avg = s.avg.wrapping_add(ev);
-            s.v_jump = false;
-        } else {
-            s.step_v(ev);
-        }
+        s.step_v_safe(n, ev, wv <= u32::from(V_SAFE_BITS));
         s.vbits = v.to_bits();
         if wt + wv > 0 {
             w.write((ft << wv) | fv, wt + wv);
