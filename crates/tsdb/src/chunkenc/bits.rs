@@ -160,6 +160,12 @@ impl BitWriter {
         let (slots, _) = self.buf[pos..].as_chunks_mut::<8>();
         let mut slots = slots.iter_mut();
         let mut stored = 0;
+        let mut store = |word: u64| {
+            if let Some(slot) = slots.next() {
+                *slot = word.to_be_bytes();
+            }
+            stored += 8;
+        };
         for &v in values {
             let total = bits + n;
             if total <= 64 {
@@ -169,26 +175,19 @@ impl BitWriter {
             } else {
                 // 1 <= rest <= n <= 63 bits of `v` are left over.
                 let rest = total - 64;
-                acc |= v >> rest;
-                if let Some(slot) = slots.next() {
-                    *slot = acc.to_be_bytes();
-                }
-                stored += 8;
+                store(acc | (v >> rest));
                 acc = v << (64 - rest);
                 bits = rest;
             }
         }
         if bits == 64 {
-            if let Some(slot) = slots.next() {
-                *slot = acc.to_be_bytes();
-            }
-            stored += 8;
+            store(acc);
             (acc, bits) = (0, 0);
         }
-        // The unfinished word, with zeros after it as the writer keeps.
-        if let Some(slot) = slots.next() {
-            *slot = acc.to_be_bytes();
-        }
+        // The unfinished word, with zeros after it as the writer keeps
+        // (not counted: its bytes are not complete).
+        store(acc);
+        stored -= 8;
         debug_assert!(stored < 8 * words, "room for every word was made above");
         let full = bits >> 3;
         self.pos = pos + stored + full as usize;

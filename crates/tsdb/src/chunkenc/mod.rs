@@ -376,7 +376,7 @@ impl ChunkEncoder {
         match &self.state {
             EncoderState::Packed(e) if e.pending() > 0 => {
                 let (mut w, mut e) = (self.w.clone(), e.clone());
-                e.flush(&mut w, false);
+                e.flush(&mut w);
                 w.set_header(1, &self.count.to_be_bytes());
                 Cow::Owned(w.into_bytes())
             }
@@ -398,7 +398,7 @@ impl ChunkEncoder {
     pub fn into_bytes(mut self) -> Vec<u8> {
         if let EncoderState::Packed(e) = &mut self.state {
             if e.pending() > 0 {
-                e.flush(&mut self.w, false);
+                e.flush(&mut self.w);
                 self.w.set_header(1, &self.count.to_be_bytes());
             }
         }

@@ -394,11 +394,22 @@ fn write_fields(w: &mut BitWriter, p: Params, zt: u64, zv: u64) {
     }
 }
 
+/// Writes a block header: one bit when the block keeps `prev`'s
+/// parameters (inline: the common case), else the parameters.
+#[inline(always)]
 fn write_header(w: &mut BitWriter, prev: Params, p: Params) {
-    let (wt, wv) = (u64::from(p.wt), u64::from(p.wv));
     if p == prev {
         w.write_bit(false);
-    } else if p.xor {
+    } else {
+        write_params(w, p);
+    }
+}
+
+/// The header of a block whose parameters change.
+#[inline(never)]
+fn write_params(w: &mut BitWriter, p: Params) {
+    let (wt, wv) = (u64::from(p.wt), u64::from(p.wv));
+    if p.xor {
         let h = (0b11 << 20) | (wt << 13) | (u64::from(p.trail) << 7) | wv;
         w.write(h, 22);
     } else {
@@ -632,7 +643,7 @@ impl Encoder {
             self.start_block(w, count, v);
             if self.defer == Defer::Not {
                 // Its header now: samples are written as they come.
-                self.flush(w, false);
+                self.flush(w);
             }
         }
         if self.defer != Defer::Not {
@@ -643,7 +654,7 @@ impl Encoder {
             }
             // This one cannot: the block so far is written, and it goes on
             // a sample at a time.
-            self.flush(w, false);
+            self.flush(w);
         }
         // The samples that fit the block as it is.
         if !self.append_fitting(w, t, v) {
@@ -826,59 +837,23 @@ impl Encoder {
             + usize::from(self.pend) * (usize::from(p.wt) + usize::from(p.wv))
     }
 
-    /// Writes the current block's header and its pending samples. A
-    /// `complete` block takes the narrower widths where [`Encoder::narrowed`]
-    /// says so, and the next sample starts a block; otherwise the block
+    /// Writes the current block's header and its pending samples; the block
     /// goes on a sample at a time, as if each had been written as it came.
     #[inline(never)]
-    pub(crate) fn flush(&mut self, w: &mut BitWriter, complete: bool) {
-        self.flush_as(w, complete);
+    pub(crate) fn flush(&mut self, w: &mut BitWriter) {
+        self.flush_with(w, false);
     }
 
-    /// [`Encoder::flush`] of a complete block: the common case of a
-    /// decimal block on its own, without the general parameter handling.
+    /// Writes a complete block: it takes the narrower widths where
+    /// [`Encoder::narrowed`] says so, and the next sample starts a block.
     #[inline(never)]
     fn flush_complete(&mut self, w: &mut BitWriter) {
-        let p = self.s.p;
-        if p.xor {
-            self.flush_as(w, true);
-            return;
-        }
-        // The widths the samples took one at a time, then the narrowing
-        // (see `pending_params` and `narrowed`).
-        let (or_t, or_v) = self.pending_ors();
-        let (nt, nv) = (bits_of(or_t), bits_of(or_v));
-        let (gt, gv) = (p.wt.max(nt), p.wv.max(nv));
-        let grown = Params {
-            wt: gt,
-            wv: gv,
-            ..p
-        };
-        let to = if (gt, gv) == (nt, nv) {
-            grown
-        } else {
-            self.narrowed(grown, or_t, or_v)
-        };
-        if to == self.prev_p {
-            w.write_bit(false);
-        } else {
-            write_header(w, self.prev_p, to);
-        }
-        let (wt, wv) = (u32::from(to.wt), u32::from(to.wv));
-        if wt + wv <= 63 {
-            self.write_pending(w, to, BLOCK as usize);
-        } else {
-            for i in 0..BLOCK as usize {
-                write_fields(w, to, self.pend_zt(i), self.pend_value(i));
-            }
-        }
-        self.s.p = to;
-        self.pend = 0;
-        self.in_block = 0;
+        self.flush_with(w, true);
     }
 
+    /// [`Encoder::flush`] or, when `complete`, [`Encoder::flush_complete`].
     #[inline(always)]
-    fn flush_as(&mut self, w: &mut BitWriter, complete: bool) {
+    fn flush_with(&mut self, w: &mut BitWriter, complete: bool) {
         let (p, or_t, or_v) = self.pending_params();
         let to = if complete {
             self.narrowed(p, or_t, or_v)
