@@ -310,11 +310,12 @@ impl ChunkEncoder {
         if self.count == MAX_SAMPLES {
             return Err(ChunkFull);
         }
-        // The Packed encoder knows its last sample and sizes the buffer
-        // itself, at the start of its second block.
+        // The Packed encoder knows its last sample, sizes the buffer itself
+        // (at the start of its second block) and sets the header's count
+        // when it has written every sample.
         // The default encoding is tested first (a `match` tested it last).
-        let written = if let EncoderState::Packed(e) = &mut self.state {
-            e.append(&mut self.w, self.count, t, v)
+        if let EncoderState::Packed(e) = &mut self.state {
+            e.append(&mut self.w, self.count, t, v);
         } else {
             match &mut self.state {
                 EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
@@ -322,13 +323,9 @@ impl ChunkEncoder {
                 EncoderState::Packed(_) => {}
             }
             self.after_other(t, v);
-            true
-        };
-        self.count += 1;
-        // While samples are pending, `bytes` sets the count in its copy.
-        if written {
-            self.w.set_header(1, &self.count.to_be_bytes());
+            self.w.set_header(1, &(self.count + 1).to_be_bytes());
         }
+        self.count += 1;
         Ok(())
     }
 

@@ -607,6 +607,15 @@ enum Defer {
     Xor,
     /// Not at all: the block is written a sample at a time.
     Not,
+    /// The next sample starts a block (or is one of the first two), which
+    /// decides how its samples wait.
+    Start,
+}
+
+/// Sets the chunk header's sample count to `n`.
+#[inline(always)]
+fn set_count(w: &mut BitWriter, n: u16) {
+    w.set_header(1, &n.to_be_bytes());
 }
 
 /// XOR block starts between searches of every decimal scale.
@@ -626,34 +635,40 @@ impl Encoder {
             pend_t: [0; BLOCK as usize],
             pend_v: [0; BLOCK as usize],
             pend_hi: None,
-            defer: Defer::Not,
+            defer: Defer::Start,
         }
     }
 
-    /// Appends a sample; `count` is the number of samples already written.
-    /// Returns whether the writer holds every sample (no sample is
-    /// pending).
+    /// Appends a sample; `count` is the number of samples before it. Sets
+    /// the chunk header's sample count whenever the writer holds every
+    /// sample (no sample is pending).
     #[inline(always)]
-    pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) -> bool {
-        if self.pend == 0 && self.in_block == 0 {
-            if count < 2 {
+    pub(crate) fn append(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        // Most samples wait for the rest of their block.
+        if !matches!(self.defer, Defer::Decimal | Defer::Xor) || !self.defer(w, t, v) {
+            self.append_rest(w, count, t, v);
+        }
+    }
+
+    /// The samples that do not wait: the first two, a block's first sample
+    /// (which decides how its samples wait), the samples of a block that is
+    /// written a sample at a time, and a sample that cannot wait (the block
+    /// so far is written, and it goes on a sample at a time).
+    #[inline(never)]
+    fn append_rest(&mut self, w: &mut BitWriter, count: u16, t: i64, v: f64) {
+        if self.defer == Defer::Start {
+            if count < FIRST {
                 self.first_two(w, count, t, v);
-                return true;
+                set_count(w, count + 1);
+                return;
             }
             self.start_block(w, count, v);
-            if self.defer == Defer::Not {
-                // Its header now: samples are written as they come.
-                self.flush(w);
+            if self.defer != Defer::Not && self.defer(w, t, v) {
+                return;
             }
-        }
-        if self.defer != Defer::Not {
-            // Most samples wait for the rest of their block.
-            if self.defer(w, t, v) {
-                // None is left pending once the block is written.
-                return self.pend == 0;
-            }
-            // This one cannot: the block so far is written, and it goes on
-            // a sample at a time.
+            // The block's header now (the block goes on a sample at a time).
+            self.flush(w);
+        } else if self.defer != Defer::Not {
             self.flush(w);
         }
         // The samples that fit the block as it is.
@@ -663,8 +678,9 @@ impl Encoder {
         self.in_block += 1;
         if self.in_block == BLOCK {
             self.finish_block(w);
+            self.defer = Defer::Start;
         }
-        true
+        set_count(w, count + 1);
     }
 
     /// The first two samples, which have codes of their own.
@@ -689,7 +705,10 @@ impl Encoder {
         let s = &mut self.s;
         let p = s.p;
         let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
-        if i64::from(et as i16) != et {
+        // An error within the safe width (the usual case) fits the pending
+        // width too, so that one test does for both.
+        let safe_t = within(et, T_SAFE_BITS);
+        if !safe_t && i64::from(et as i16) != et {
             return false;
         }
         let k = usize::from(self.pend) & (BLOCK as usize - 1);
@@ -700,18 +719,19 @@ impl Encoder {
                     return false;
                 };
                 let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
-                if i64::from(ev as i32) != ev {
+                let safe_v = within(ev, V_SAFE_BITS);
+                if !safe_v && i64::from(ev as i32) != ev {
                     return false;
                 }
-                s.step_t_safe(t, et, within(et, T_SAFE_BITS));
-                s.step_v_safe(n, ev, within(ev, V_SAFE_BITS));
+                s.step_t_safe(t, et, safe_t);
+                s.step_v_safe(n, ev, safe_v);
                 s.vbits = vbits;
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = ev as i32 as u32;
             }
             Defer::Xor => {
                 let x = v.to_bits() ^ s.vbits;
-                s.step_t_safe(t, et, within(et, T_SAFE_BITS));
+                s.step_t_safe(t, et, safe_t);
                 s.vbits = v.to_bits();
                 self.pend_t[k] = et as i16;
                 self.pend_v[k] = x as u32;
@@ -724,7 +744,7 @@ impl Encoder {
                     None => {}
                 }
             }
-            Defer::Not => return false,
+            Defer::Not | Defer::Start => return false,
         }
         self.pend += 1;
         if self.pend == BLOCK as u8 {
@@ -876,6 +896,9 @@ impl Encoder {
         self.pend = 0;
         if complete {
             self.in_block = 0;
+            let count = self.block_index + BLOCK;
+            set_count(w, count);
+            self.next_block(w, count);
         } else {
             self.in_block = k as u16;
             self.or_t = or_t;
@@ -1041,12 +1064,25 @@ impl Encoder {
         s.vbits = v.to_bits();
     }
 
-    /// Starts a block at sample `count`, whose value is `v`: with the
-    /// previous block's parameters, or after XOR blocks (a NaN, a stale
-    /// marker, a value with more digits) with decimals again where `v` is
-    /// one. Writes nothing: the header goes with the block's samples.
-    #[inline(never)]
-    fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
+    /// After a complete block: a decimal block whose widths the fast paths
+    /// handle is followed by one with the same parameters, so that one
+    /// starts now and its samples go straight to waiting; any other waits
+    /// for its first sample (see [`Encoder::start_block`]).
+    #[inline(always)]
+    fn next_block(&mut self, w: &mut BitWriter, count: u16) {
+        let p = self.s.p;
+        if !p.xor && p.wt.max(p.wv) <= 56 {
+            self.begin_block(w, count);
+            self.defer = Defer::Decimal;
+        } else {
+            self.defer = Defer::Start;
+        }
+    }
+
+    /// What every block start does: the previous parameters, where the
+    /// block starts, and no fields yet.
+    #[inline(always)]
+    fn begin_block(&mut self, w: &mut BitWriter, count: u16) {
         if count == super::SIZE_AT {
             // The first block is done: size the buffer for the chunk.
             let len = w.bit_len().div_ceil(8);
@@ -1059,6 +1095,14 @@ impl Encoder {
         self.block_index = count;
         self.or_t = 0;
         self.or_v = 0;
+    }
+
+    /// Starts a block at sample `count`, whose value is `v`: with the
+    /// previous block's parameters, or after XOR blocks (a NaN, a stale
+    /// marker, a value with more digits) with decimals again where `v` is
+    /// one. Writes nothing: the header goes with the block's samples.
+    fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
+        self.begin_block(w, count);
         let back = if !self.s.p.xor {
             None
         } else if self.search_in == 0 {
