@@ -317,16 +317,25 @@ impl ChunkEncoder {
         if let EncoderState::Packed(e) = &mut self.state {
             e.append(&mut self.w, self.count, t, v);
         } else {
-            match &mut self.state {
-                EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
-                EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
-                EncoderState::Packed(_) => {}
-            }
-            self.after_other(t, v);
-            self.w.set_header(1, &(self.count + 1).to_be_bytes());
+            self.append_other(t, v);
         }
         self.count += 1;
         Ok(())
+    }
+
+    /// [`ChunkEncoder::append`] for the encodings other than Packed (which
+    /// only tests and benchmarks write), out of line: inlined, their tests
+    /// came before Packed's.
+    #[cold]
+    #[inline(never)]
+    fn append_other(&mut self, t: i64, v: f64) {
+        match &mut self.state {
+            EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
+            EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
+            EncoderState::Packed(_) => {}
+        }
+        self.after_other(t, v);
+        self.w.set_header(1, &(self.count + 1).to_be_bytes());
     }
 
     /// Bookkeeping of the encodings other than Packed after an append
