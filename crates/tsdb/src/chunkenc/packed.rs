@@ -915,6 +915,10 @@ impl Encoder {
         if wt + wv == 0 {
             return;
         }
+        if !to.xor && wt + wv <= 31 {
+            self.write_pending_narrow(w, wt, wv, k);
+            return;
+        }
         // Every error fits its field, so biasing needs no mask.
         let bt = (1u64 << wt) >> 1;
         let ft = |i: usize| (i64::from(self.pend_t[i]) as u64).wrapping_add(bt);
@@ -936,6 +940,35 @@ impl Encoder {
             write_grouped(w, &fields, wt + wv);
         } else {
             w.write_words(&fields[..k], wt + wv);
+        }
+    }
+
+    /// [`Encoder::write_pending`] of a decimal block whose two fields fit
+    /// 31 bits together: the fields are made on 32-bit lanes (four at a
+    /// time), and a complete block's are written two or four per value.
+    #[inline(always)]
+    fn write_pending_narrow(&self, w: &mut BitWriter, wt: u32, wv: u32, k: usize) {
+        let (bt, bv) = ((1u32 << wt) >> 1, (1u32 << wv) >> 1);
+        let mut f = [0u32; BLOCK as usize];
+        for ((f, &et), &ev) in f.iter_mut().zip(&self.pend_t).zip(&self.pend_v) {
+            // Wrapping: the entries after the pending ones are stale.
+            *f = ((i32::from(et) as u32).wrapping_add(bt) << wv) | ev.wrapping_add(bv);
+        }
+        let n = wt + wv;
+        if k < BLOCK as usize {
+            let fields: [u64; BLOCK as usize] = std::array::from_fn(|i| u64::from(f[i]));
+            w.write_words(&fields[..k], n);
+        } else if n > 15 {
+            let pairs: [u64; BLOCK as usize / 2] =
+                std::array::from_fn(|i| (u64::from(f[2 * i]) << n) | u64::from(f[2 * i + 1]));
+            w.write_words(&pairs, 2 * n);
+        } else {
+            let quads: [u64; BLOCK as usize / 4] = std::array::from_fn(|i| {
+                let f = &f[4 * i..4 * i + 4];
+                (((((u64::from(f[0]) << n) | u64::from(f[1])) << n) | u64::from(f[2])) << n)
+                    | u64::from(f[3])
+            });
+            w.write_words(&quads, 4 * n);
         }
     }
 
