@@ -246,8 +246,17 @@ pub(crate) fn expected_len(len: usize, recent: usize) -> usize {
 enum EncoderState {
     // First: the default encoding's tag is 0.
     Packed(packed::Encoder),
-    Xor(xor::Encoder),
-    Adaptive(adaptive::Encoder),
+    Xor(xor::Encoder, Other),
+    Adaptive(adaptive::Encoder, Other),
+}
+
+/// What [`ChunkEncoder`] tracks for the encodings other than Packed (the
+/// Packed encoder knows its last sample and sizes its buffer itself).
+#[derive(Debug, Clone, Default)]
+struct Other {
+    last: (i64, f64),
+    /// Bytes after the first two samples (see [`SIZE_AT`]).
+    len_at_2: u16,
 }
 
 /// Builds a chunk by appending samples in time order.
@@ -262,9 +271,6 @@ pub struct ChunkEncoder {
     w: BitWriter,
     count: u16,
     state: EncoderState,
-    last: (i64, f64),
-    /// Bytes after the first two samples (see [`SIZE_AT`]).
-    len_at_2: u16,
 }
 
 impl ChunkEncoder {
@@ -273,8 +279,10 @@ impl ChunkEncoder {
         Self::with_state(
             encoding,
             match encoding {
-                Encoding::Xor => EncoderState::Xor(xor::Encoder::new()),
-                Encoding::Adaptive => EncoderState::Adaptive(adaptive::Encoder::new()),
+                Encoding::Xor => EncoderState::Xor(xor::Encoder::new(), Other::default()),
+                Encoding::Adaptive => {
+                    EncoderState::Adaptive(adaptive::Encoder::new(), Other::default())
+                }
                 Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
             },
         )
@@ -295,8 +303,6 @@ impl ChunkEncoder {
             w: BitWriter::with_header(&[encoding.as_u8(), 0, 0], 128),
             count: 0,
             state,
-            last: (0, 0.0),
-            len_at_2: 0,
         }
     }
 
@@ -329,34 +335,34 @@ impl ChunkEncoder {
     #[cold]
     #[inline(never)]
     fn append_other(&mut self, t: i64, v: f64) {
-        match &mut self.state {
-            EncoderState::Xor(e) => e.append(&mut self.w, self.count, t, v),
-            EncoderState::Adaptive(e) => e.append(&mut self.w, self.count, t, v),
-            EncoderState::Packed(_) => {}
+        let (w, count) = (&mut self.w, self.count);
+        let other = match &mut self.state {
+            EncoderState::Xor(e, other) => {
+                e.append(w, count, t, v);
+                other
+            }
+            EncoderState::Adaptive(e, other) => {
+                e.append(w, count, t, v);
+                other
+            }
+            EncoderState::Packed(_) => return,
+        };
+        other.last = (t, v);
+        if count == 1 {
+            other.len_at_2 = w.bit_len().div_ceil(8) as u16;
+        } else if count == SIZE_AT - 1 {
+            // Sized for the whole chunk after its first block.
+            let len = w.bit_len().div_ceil(8);
+            w.reserve_total(expected_len(len, len - usize::from(other.len_at_2)));
         }
-        self.after_other(t, v);
-        self.w.set_header(1, &(self.count + 1).to_be_bytes());
-    }
-
-    /// Bookkeeping of the encodings other than Packed after an append
-    /// (`count` not yet incremented).
-    #[inline(always)]
-    fn after_other(&mut self, t: i64, v: f64) {
-        self.last = (t, v);
-        if self.count == 1 {
-            self.len_at_2 = self.w.bit_len().div_ceil(8) as u16;
-        } else if self.count == SIZE_AT - 1 {
-            let len = self.w.bit_len().div_ceil(8);
-            self.w
-                .reserve_total(expected_len(len, len - usize::from(self.len_at_2)));
-        }
+        w.set_header(1, &(count + 1).to_be_bytes());
     }
 
     /// The chunk's encoding.
     pub fn encoding(&self) -> Encoding {
         match self.state {
-            EncoderState::Xor(_) => Encoding::Xor,
-            EncoderState::Adaptive(_) => Encoding::Adaptive,
+            EncoderState::Xor(..) => Encoding::Xor,
+            EncoderState::Adaptive(..) => Encoding::Adaptive,
             EncoderState::Packed(_) => Encoding::Packed,
         }
     }
@@ -370,7 +376,7 @@ impl ChunkEncoder {
     pub fn last_sample(&self) -> Option<(i64, f64)> {
         let last = match &self.state {
             EncoderState::Packed(e) => e.last(),
-            _ => self.last,
+            EncoderState::Xor(_, other) | EncoderState::Adaptive(_, other) => other.last,
         };
         (self.count > 0).then_some(last)
     }

@@ -258,7 +258,12 @@ impl State {
 /// integer that passes the check codes `v` exactly, however it was found.
 #[inline(always)]
 fn decimal_small(v: f64, scale: u8) -> Option<i64> {
-    let p = POW10[usize::from(scale) & MAX_SCALE];
+    decimal_with(v, POW10[usize::from(scale) & MAX_SCALE])
+}
+
+/// [`decimal_small`] with `p = 10^scale`.
+#[inline(always)]
+fn decimal_with(v: f64, p: f64) -> Option<i64> {
     let x = v * p;
     let n = ((x + ROUND_MAGIC).to_bits() as i64).wrapping_sub(ROUND_MAGIC.to_bits() as i64);
     ((n as f64 / p).to_bits() == v.to_bits()).then_some(n)
@@ -594,6 +599,8 @@ pub(crate) struct Encoder {
     /// How the current block's samples wait, set at its start (`Not` once
     /// the block goes on a sample at a time).
     defer: Defer,
+    /// `10^scale` of a decimal block whose samples wait.
+    pow: f64,
 }
 
 /// How the samples of a block wait until it is complete.
@@ -636,6 +643,7 @@ impl Encoder {
             pend_v: [0; BLOCK as usize],
             pend_hi: None,
             defer: Defer::Start,
+            pow: 1.0,
         }
     }
 
@@ -703,7 +711,6 @@ impl Encoder {
     #[inline(always)]
     fn defer(&mut self, w: &mut BitWriter, t: i64, v: f64) -> bool {
         let s = &mut self.s;
-        let p = s.p;
         let et = t.wrapping_sub(s.t).wrapping_sub(s.predicted_interval());
         // An error within the safe width (the usual case) fits the pending
         // width too, so that one test does for both.
@@ -715,7 +722,7 @@ impl Encoder {
         match self.defer {
             Defer::Decimal => {
                 let vbits = v.to_bits();
-                let Some(n) = decimal_small(v, p.scale) else {
+                let Some(n) = decimal_with(v, self.pow) else {
                     return false;
                 };
                 let ev = n.wrapping_sub(s.n).wrapping_sub(s.predicted_delta());
@@ -1105,6 +1112,7 @@ impl Encoder {
     fn next_block(&mut self, w: &mut BitWriter, count: u16) {
         let p = self.s.p;
         if !p.xor && p.wt.max(p.wv) <= 56 {
+            // The same scale: `pow` stays.
             self.begin_block(w, count);
             self.defer = Defer::Decimal;
         } else {
@@ -1170,6 +1178,7 @@ impl Encoder {
         self.defer = if p.xor {
             Defer::Xor
         } else if p.wt.max(p.wv) <= 56 {
+            self.pow = POW10[usize::from(p.scale) & MAX_SCALE];
             Defer::Decimal
         } else {
             Defer::Not
