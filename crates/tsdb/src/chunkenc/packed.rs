@@ -601,6 +601,9 @@ pub(crate) struct Encoder {
     defer: Defer,
     /// `10^scale` of a decimal block whose samples wait.
     pow: f64,
+    /// An XOR block started with the previous one: its first value has
+    /// yet to decide whether it stays XOR.
+    fresh: bool,
 }
 
 /// How the samples of a block wait until it is complete.
@@ -644,6 +647,7 @@ impl Encoder {
             pend_hi: None,
             defer: Defer::Start,
             pow: 1.0,
+            fresh: false,
         }
     }
 
@@ -671,10 +675,24 @@ impl Encoder {
                 return;
             }
             self.start_block(w, count, v);
-            if self.defer != Defer::Not && self.defer(w, t, v) {
+            if self.defer(w, t, v) {
                 return;
             }
             // The block's header now (the block goes on a sample at a time).
+            self.flush(w);
+        } else if self.pend == 0 && self.in_block == 0 {
+            // The first sample of a block started with the previous one
+            // (`next_block`), which did not wait: an XOR block's first value
+            // still decides its mode if it has not yet (a timestamp error
+            // too wide to wait), and a block that turned decimal waits
+            // after all. (A block going on a sample at a time always holds
+            // a sample once its header is written.)
+            if self.fresh {
+                self.choose_mode(v);
+            }
+            if self.defer(w, t, v) {
+                return;
+            }
             self.flush(w);
         } else if self.defer != Defer::Not {
             self.flush(w);
@@ -737,6 +755,11 @@ impl Encoder {
                 self.pend_v[k] = ev as i32 as u32;
             }
             Defer::Xor => {
+                if self.fresh && !self.stays_xor(v) {
+                    // A decimal block after all (see `append_rest`).
+                    return false;
+                }
+                let s = &mut self.s;
                 let x = v.to_bits() ^ s.vbits;
                 s.step_t_safe(t, et, safe_t);
                 s.vbits = v.to_bits();
@@ -768,6 +791,14 @@ impl Encoder {
         let mut hi = Box::new([0u32; BLOCK as usize]);
         hi[k] = (x >> 32) as u32;
         self.pend_hi = Some(hi);
+    }
+
+    /// The first sample of an XOR block started with the previous one:
+    /// whether the block stays XOR ([`Encoder::choose_mode`]).
+    #[inline(never)]
+    fn stays_xor(&mut self, v: f64) -> bool {
+        self.choose_mode(v);
+        self.defer == Defer::Xor
     }
 
     /// Pending sample `i`'s zigzag timestamp error.
@@ -1106,8 +1137,10 @@ impl Encoder {
 
     /// After a complete block: a decimal block whose widths the fast paths
     /// handle is followed by one with the same parameters, so that one
-    /// starts now and its samples go straight to waiting; any other waits
-    /// for its first sample (see [`Encoder::start_block`]).
+    /// starts now and its samples go straight to waiting; so does an XOR
+    /// block, whose first value then decides whether it stays XOR
+    /// ([`Encoder::choose_mode`]); any other waits for its first sample
+    /// (see [`Encoder::start_block`]).
     #[inline(always)]
     fn next_block(&mut self, w: &mut BitWriter, count: u16) {
         let p = self.s.p;
@@ -1115,6 +1148,11 @@ impl Encoder {
             // The same scale: `pow` stays.
             self.begin_block(w, count);
             self.defer = Defer::Decimal;
+        } else if p.xor {
+            // Its first value decides whether it stays XOR (`fresh`).
+            self.begin_block(w, count);
+            self.defer = Defer::Xor;
+            self.fresh = true;
         } else {
             self.defer = Defer::Start;
         }
@@ -1144,6 +1182,13 @@ impl Encoder {
     /// one. Writes nothing: the header goes with the block's samples.
     fn start_block(&mut self, w: &mut BitWriter, count: u16, v: f64) {
         self.begin_block(w, count);
+        self.choose_mode(v);
+    }
+
+    /// How a block whose first value is `v` codes and keeps its samples
+    /// ([`Encoder::start_block`] after [`Encoder::begin_block`]).
+    fn choose_mode(&mut self, v: f64) {
+        self.fresh = false;
         let back = if !self.s.p.xor {
             None
         } else if self.search_in == 0 {
