@@ -158,13 +158,13 @@ impl BitWriter {
         // `pos` on, the unfinished byte first. Full words go to `slots`.
         let (mut acc, mut bits, pos) = (self.acc, self.acc_bits, self.pos);
         let (slots, _) = self.buf[pos..].as_chunks_mut::<8>();
-        let mut slots = slots.iter_mut();
         let mut stored = 0;
         let mut store = |word: u64| {
-            if let Some(slot) = slots.next() {
+            // There is room (see above): the check never fails.
+            if let Some(slot) = slots.get_mut(stored) {
                 *slot = word.to_be_bytes();
             }
-            stored += 8;
+            stored += 1;
         };
         for &v in values {
             let total = bits + n;
@@ -187,10 +187,10 @@ impl BitWriter {
         // The unfinished word, with zeros after it as the writer keeps
         // (not counted: its bytes are not complete).
         store(acc);
-        stored -= 8;
-        debug_assert!(stored < 8 * words, "room for every word was made above");
+        stored -= 1;
+        debug_assert!(stored < words, "room for every word was made above");
         let full = bits >> 3;
-        self.pos = pos + stored + full as usize;
+        self.pos = pos + 8 * stored + full as usize;
         // full <= 7, so the shift is in range.
         self.acc = acc << (full * 8);
         self.acc_bits = bits & 7;
