@@ -26,9 +26,13 @@ pub(crate) struct Truncated;
 pub(crate) struct BitWriter {
     /// Complete bytes, then the unfinished byte (as stored with the last
     /// word), then zeros; at least [`SLACK`] bytes past `pos`.
-    buf: Vec<u8>,
-    /// Index of the first byte not yet complete.
-    pos: usize,
+    /// A boxed slice: its length is its capacity (the whole buffer is
+    /// writable), so it needs no capacity of its own (8 bytes less in every
+    /// open head chunk).
+    buf: Box<[u8]>,
+    /// Index of the first byte not yet complete (chunks are far below 4
+    /// GiB: 65,535 samples of at most 129 bits).
+    pos: u32,
     /// The bits of the unfinished byte, left aligned; the rest is zero.
     acc: u64,
     /// Number of valid bits in `acc` (`0..8` between writes).
@@ -47,8 +51,8 @@ impl BitWriter {
         // grows the buffer only once it is full.
         buf.resize(buf.capacity(), 0);
         BitWriter {
-            buf,
-            pos: header.len(),
+            buf: buf.into_boxed_slice(),
+            pos: header.len() as u32,
             acc: 0,
             acc_bits: 0,
         }
@@ -57,7 +61,7 @@ impl BitWriter {
     /// Number of bits written so far, header included.
     #[inline]
     pub(crate) fn bit_len(&self) -> usize {
-        self.pos * 8 + self.acc_bits as usize
+        self.pos as usize * 8 + self.acc_bits as usize
     }
 
     /// The bytes written so far; a partial last byte is padded with zeros.
@@ -84,9 +88,11 @@ impl BitWriter {
     /// Consumes the writer, returning exactly [`BitWriter::bytes`] (in a
     /// vector that may have spare capacity: chunks are written out and
     /// dropped, so shrinking would be a reallocation for nothing).
-    pub(crate) fn into_bytes(mut self) -> Vec<u8> {
-        self.buf.truncate(self.bit_len().div_ceil(8));
-        self.buf
+    pub(crate) fn into_bytes(self) -> Vec<u8> {
+        let len = self.bit_len().div_ceil(8);
+        let mut buf = self.buf.into_vec();
+        buf.truncate(len);
+        buf
     }
 
     /// Drops every bit from bit `bits` on (`bits` must not cut into the
@@ -104,7 +110,7 @@ impl BitWriter {
         // Bytes past the written bits must be zero for the next store.
         self.buf[pos..end.max(pos + 1)].fill(0);
         self.buf[pos] = byte;
-        self.pos = pos;
+        self.pos = pos as u32;
         self.acc = u64::from(byte) << 56;
         self.acc_bits = keep;
     }
@@ -118,13 +124,14 @@ impl BitWriter {
         self.acc |= (v << (64 - n)) >> self.acc_bits;
         self.acc_bits += n;
         let word = self.acc.to_be_bytes();
-        match self.buf.get_mut(self.pos..self.pos + 8) {
+        let pos = self.pos as usize;
+        match self.buf.get_mut(pos..pos + 8) {
             Some(slot) => slot.copy_from_slice(&word),
             None => self.grow_and_store(word),
         }
         // acc_bits <= 63, so at most 7 complete bytes and a shift <= 56.
         let full = self.acc_bits >> 3;
-        self.pos += full as usize;
+        self.pos += full;
         self.acc <<= full * 8;
         self.acc_bits &= 7;
     }
@@ -150,13 +157,13 @@ impl BitWriter {
         debug_assert!(values.iter().all(|&v| v >> n == 0));
         // Full words, then the unfinished one.
         let words = (self.acc_bits as usize + values.len() * n as usize) / 64 + 1;
-        let end = self.pos + 8 * words + SLACK;
+        let end = self.pos as usize + 8 * words + SLACK;
         if end > self.buf.len() {
             self.move_to(end.max(self.buf.len() * 2));
         }
         // `acc` holds `bits` bits (at most 64) left aligned: the bytes from
         // `pos` on, the unfinished byte first. Full words go to `slots`.
-        let (mut acc, mut bits, pos) = (self.acc, self.acc_bits, self.pos);
+        let (mut acc, mut bits, pos) = (self.acc, self.acc_bits, self.pos as usize);
         let (slots, _) = self.buf[pos..].as_chunks_mut::<8>();
         let mut stored = 0;
         let mut store = |word: u64| {
@@ -190,7 +197,7 @@ impl BitWriter {
         stored -= 1;
         debug_assert!(stored < words, "room for every word was made above");
         let full = bits >> 3;
-        self.pos = pos + 8 * stored + full as usize;
+        self.pos = (pos + 8 * stored + full as usize) as u32;
         // full <= 7, so the shift is in range.
         self.acc = acc << (full * 8);
         self.acc_bits = bits & 7;
@@ -223,20 +230,21 @@ impl BitWriter {
     /// allocation and a copy of the written bytes cost about half of what
     /// `realloc` took for these small buffers.
     fn move_to(&mut self, len: usize) {
-        let used = (self.pos + SLACK).min(self.buf.len());
+        let used = (self.pos as usize + SLACK).min(self.buf.len());
         let mut buf = Vec::with_capacity(len);
         buf.extend_from_slice(&self.buf[..used]);
         buf.resize(buf.capacity(), 0);
-        self.buf = buf;
+        self.buf = buf.into_boxed_slice();
     }
 
     #[cold]
     #[inline(never)]
     fn grow_and_store(&mut self, word: [u8; 8]) {
         // Amortised doubling; new bytes are zero as the write path needs.
-        let want = (self.pos + SLACK).max(self.buf.len() * 2);
+        let pos = self.pos as usize;
+        let want = (pos + SLACK).max(self.buf.len() * 2);
         self.move_to(want);
-        self.buf[self.pos..self.pos + 8].copy_from_slice(&word);
+        self.buf[pos..pos + 8].copy_from_slice(&word);
     }
 }
 

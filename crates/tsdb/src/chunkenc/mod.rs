@@ -276,33 +276,25 @@ pub struct ChunkEncoder {
 impl ChunkEncoder {
     /// An empty chunk of the given encoding.
     pub fn new(encoding: Encoding) -> Self {
-        Self::with_state(
-            encoding,
-            match encoding {
+        // Sized again for the whole chunk after its first samples.
+        Self::with_capacity(encoding, 128)
+    }
+
+    /// [`ChunkEncoder::new`] with room for `bytes` bytes of chunk (128 if
+    /// 0): the head passes the size of the series' previous chunk, so that
+    /// a chunk like it is allocated once and never reallocates.
+    pub fn with_capacity(encoding: Encoding, bytes: usize) -> Self {
+        let bytes = if bytes == 0 { 128 } else { bytes };
+        ChunkEncoder {
+            w: BitWriter::with_header(&[encoding.as_u8(), 0, 0], bytes),
+            count: 0,
+            state: match encoding {
                 Encoding::Xor => EncoderState::Xor(xor::Encoder::new(), Other::default()),
                 Encoding::Adaptive => {
                     EncoderState::Adaptive(adaptive::Encoder::new(), Other::default())
                 }
                 Encoding::Packed => EncoderState::Packed(packed::Encoder::new()),
             },
-        )
-    }
-
-    /// [`ChunkEncoder::new`] with room for `bytes` bytes of chunk: the
-    /// head passes the size of the series' previous chunk, so that a chunk
-    /// like it never reallocates.
-    pub fn with_capacity(encoding: Encoding, bytes: usize) -> Self {
-        let mut e = Self::new(encoding);
-        e.w.reserve_total(bytes);
-        e
-    }
-
-    fn with_state(encoding: Encoding, state: EncoderState) -> Self {
-        ChunkEncoder {
-            // Sized again for the whole chunk after its first samples.
-            w: BitWriter::with_header(&[encoding.as_u8(), 0, 0], 128),
-            count: 0,
-            state,
         }
     }
 

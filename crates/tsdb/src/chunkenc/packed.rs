@@ -579,7 +579,8 @@ pub(crate) struct Encoder {
     /// OR of the current block's fields, to find narrower widths.
     or_t: u64,
     or_v: u64,
-    /// XOR block starts before the next search of every decimal scale.
+    /// XOR block starts before the next search of every decimal scale, and
+    /// the [`FRESH`] flag.
     search_in: u8,
     /// Samples of the current block appended but not written yet: a block
     /// is written once it is complete, at the widths that fit all of its
@@ -601,9 +602,6 @@ pub(crate) struct Encoder {
     defer: Defer,
     /// `10^scale` of a decimal block whose samples wait.
     pow: f64,
-    /// An XOR block started with the previous one: its first value has
-    /// yet to decide whether it stays XOR.
-    fresh: bool,
 }
 
 /// How the samples of a block wait until it is complete.
@@ -628,6 +626,13 @@ fn set_count(w: &mut BitWriter, n: u16) {
     w.set_header(1, &n.to_be_bytes());
 }
 
+/// A flag in `Encoder::search_in`: an XOR block started with the previous
+/// one, whose first value has yet to decide whether it stays XOR
+/// ([`Encoder::choose_mode`]). A field of its own would make every head
+/// series 16 bytes larger (past a malloc size class); a `Defer` variant
+/// cost the decimal samples a test.
+const FRESH: u8 = 0x80;
+
 /// XOR block starts between searches of every decimal scale.
 const SEARCH_EVERY: u8 = 8;
 impl Encoder {
@@ -647,7 +652,6 @@ impl Encoder {
             pend_hi: None,
             defer: Defer::Start,
             pow: 1.0,
-            fresh: false,
         }
     }
 
@@ -687,7 +691,7 @@ impl Encoder {
             // too wide to wait), and a block that turned decimal waits
             // after all. (A block going on a sample at a time always holds
             // a sample once its header is written.)
-            if self.fresh {
+            if self.search_in & FRESH != 0 {
                 self.choose_mode(v);
             }
             if self.defer(w, t, v) {
@@ -755,7 +759,7 @@ impl Encoder {
                 self.pend_v[k] = ev as i32 as u32;
             }
             Defer::Xor => {
-                if self.fresh && !self.stays_xor(v) {
+                if self.search_in & FRESH != 0 && !self.stays_xor(v) {
                     // A decimal block after all (see `append_rest`).
                     return false;
                 }
@@ -1149,10 +1153,10 @@ impl Encoder {
             self.begin_block(w, count);
             self.defer = Defer::Decimal;
         } else if p.xor {
-            // Its first value decides whether it stays XOR (`fresh`).
+            // Its first value decides whether it stays XOR.
             self.begin_block(w, count);
             self.defer = Defer::Xor;
-            self.fresh = true;
+            self.search_in |= FRESH;
         } else {
             self.defer = Defer::Start;
         }
@@ -1188,7 +1192,7 @@ impl Encoder {
     /// How a block whose first value is `v` codes and keeps its samples
     /// ([`Encoder::start_block`] after [`Encoder::begin_block`]).
     fn choose_mode(&mut self, v: f64) {
-        self.fresh = false;
+        self.search_in &= !FRESH;
         let back = if !self.s.p.xor {
             None
         } else if self.search_in == 0 {

@@ -464,7 +464,9 @@ fn series_struct_sizes_stay_small() {
     // growth (272 -> 376 bytes) holds the samples of a chunk's current
     // block until it is complete, so that the encoder writes each block once
     // at its final widths (the head_memory bench went from 823 to 920
-    // bytes/series).
+    // bytes/series). Then 376 -> 344: the chunk writer's buffer is a boxed
+    // slice with a 32-bit position, and the encoder lost two fields; with
+    // the `Arc`'s counts that is 360 bytes, a malloc size class below 376.
     let entry = std::mem::size_of::<super::series::SeriesEntry>();
     let state = std::mem::size_of::<super::series::MemSeries>();
     println!(
@@ -472,7 +474,7 @@ fn series_struct_sizes_stay_small() {
         std::mem::size_of::<crate::chunkenc::ChunkEncoder>(),
         std::mem::size_of::<super::series::OpenChunk>()
     );
-    assert!(entry <= 376, "SeriesEntry is {entry} bytes");
+    assert!(entry <= 344, "SeriesEntry is {entry} bytes");
 }
 
 #[test]
