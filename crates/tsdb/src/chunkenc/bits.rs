@@ -42,6 +42,13 @@ pub(crate) struct BitWriter {
 /// Bytes kept writable after the written bits.
 const SLACK: usize = 8;
 
+/// The size a full buffer of `len` bytes grows to: by half, not double (a
+/// head chunk that outgrows its estimate is usually only a little longer,
+/// and every open chunk's spare bytes are resident memory).
+fn grown(len: usize) -> usize {
+    len + len / 2
+}
+
 impl BitWriter {
     /// A writer whose stream starts with `header` (byte aligned).
     pub(crate) fn with_header(header: &[u8], capacity: usize) -> Self {
@@ -159,7 +166,7 @@ impl BitWriter {
         let words = (self.acc_bits as usize + values.len() * n as usize) / 64 + 1;
         let end = self.pos as usize + 8 * words + SLACK;
         if end > self.buf.len() {
-            self.move_to(end.max(self.buf.len() * 2));
+            self.move_to(end.max(grown(self.buf.len())));
         }
         // `acc` holds `bits` bits (at most 64) left aligned: the bytes from
         // `pos` on, the unfinished byte first. Full words go to `slots`.
@@ -240,9 +247,10 @@ impl BitWriter {
     #[cold]
     #[inline(never)]
     fn grow_and_store(&mut self, word: [u8; 8]) {
-        // Amortised doubling; new bytes are zero as the write path needs.
+        // Amortised growth (see `grown`); new bytes are zero as the write
+        // path needs.
         let pos = self.pos as usize;
-        let want = (pos + SLACK).max(self.buf.len() * 2);
+        let want = (pos + SLACK).max(grown(self.buf.len()));
         self.move_to(want);
         self.buf[pos..pos + 8].copy_from_slice(&word);
     }

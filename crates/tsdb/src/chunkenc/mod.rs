@@ -232,11 +232,12 @@ const CHUNK_SAMPLES_EXPECTED: usize = 120;
 
 /// The expected length of a chunk of [`CHUNK_SAMPLES_EXPECTED`] samples
 /// that is `len` bytes long after [`SIZE_AT`] samples, the last sixteen of
-/// which took `recent` bytes, with 1/8 to spare. If it falls short, the
-/// buffer grows by doubling.
+/// which took `recent` bytes, with 1/16 to spare (the first block is
+/// usually wider than the later ones: the predictors warm up). If it falls
+/// short, the buffer grows by half.
 pub(crate) fn expected_len(len: usize, recent: usize) -> usize {
     let rest = CHUNK_SAMPLES_EXPECTED - usize::from(SIZE_AT);
-    len + recent * rest * 9 / (16 * 8)
+    len + recent * rest * 17 / (16 * 16)
 }
 
 /// An explicit tag: with the tag in a niche of an encoder's field, every

@@ -214,7 +214,7 @@ impl MemSeries {
                 let maxt = old.enc.last_sample().map_or(old.mint, |s| s.0);
                 let bytes = old.enc.into_bytes();
                 // The next chunk of a series is usually about as long.
-                hint = bytes.len() + bytes.len() / 8;
+                hint = bytes.len() + bytes.len() / 16;
                 completed = Some((bytes, old.mint, maxt));
             }
         }
