@@ -18,7 +18,7 @@ use reqwest::header::{
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{ScrapeConfig, TlsConfig};
@@ -32,6 +32,15 @@ pub enum ClientError {
     #[error("tls_config ca_file {path}: {what}")]
     CaFile {
         /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        what: String,
+    },
+    /// The client certificate or its key could not be read, or they do not
+    /// belong together.
+    #[error("tls_config {path}: {what}")]
+    ClientCert {
+        /// The certificate or key file.
         path: PathBuf,
         /// What went wrong.
         what: String,
@@ -165,7 +174,48 @@ fn tls_config(tls: Option<&TlsConfig>) -> Result<ClientConfig, ClientError> {
         use rustls_platform_verifier::BuilderVerifierExt;
         builder.with_platform_verifier()?
     };
-    Ok(builder.with_no_client_auth())
+    match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let (chain, key_der) = load_client_cert(cert, key)?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| ClientError::ClientCert {
+                    path: key.clone(),
+                    what: e.to_string(),
+                })
+        }
+        (None, None) => Ok(builder.with_no_client_auth()),
+        // `ScrapeConfig::validate` refuses these too, with Prometheus's words.
+        (Some(cert), None) => Err(ClientError::ClientCert {
+            path: cert.clone(),
+            what: "cert_file needs key_file".to_string(),
+        }),
+        (None, Some(key)) => Err(ClientError::ClientCert {
+            path: key.clone(),
+            what: "key_file needs cert_file".to_string(),
+        }),
+    }
+}
+
+/// The client certificate chain of `cert` and the private key of `key`
+/// (PEM files), as `tls_config`'s `cert_file` and `key_file` give them.
+fn load_client_cert(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), ClientError> {
+    let err = |path: &Path, what: String| ClientError::ClientCert {
+        path: path.to_path_buf(),
+        what,
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| err(cert, e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(cert, e.to_string()))?;
+    if chain.is_empty() {
+        return Err(err(cert, "no certificate found".to_string()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err(key, e.to_string()))?;
+    Ok((chain, key_der))
 }
 
 /// The HTTP client builder of vigil's outgoing requests that have no TLS
@@ -392,13 +442,13 @@ mod tests {
         let mut c = ScrapeConfig::new("a", vec![]);
         HttpClient::new(&c).unwrap();
         c.tls_config = Some(crate::config::TlsConfig {
-            ca_file: None,
             insecure_skip_verify: true,
+            ..Default::default()
         });
         HttpClient::new(&c).unwrap();
         c.tls_config = Some(crate::config::TlsConfig {
             ca_file: Some("/nonexistent/ca.pem".into()),
-            insecure_skip_verify: false,
+            ..Default::default()
         });
         assert!(matches!(
             HttpClient::new(&c),

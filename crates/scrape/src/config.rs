@@ -273,9 +273,32 @@ pub struct TlsConfig {
     /// A PEM file of CA certificates; when set, only these are trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// A PEM file of the client certificate (and its chain) to present to
+    /// targets that ask for one; needs `key_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The PEM file of the client certificate's private key; needs
+    /// `cert_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
     /// Skip verification of the server certificate.
     #[serde(default)]
     pub insecure_skip_verify: bool,
+}
+
+impl TlsConfig {
+    /// Makes the relative `ca_file`, `cert_file` and `key_file` relative to
+    /// `dir` (the configuration file's directory).
+    pub fn resolve_paths(&mut self, dir: &Path) {
+        for f in [&mut self.ca_file, &mut self.cert_file, &mut self.key_file]
+            .into_iter()
+            .flatten()
+        {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -433,9 +456,7 @@ impl ScrapeConfig {
             sd.resolve_paths(dir);
         }
         if let Some(t) = &mut self.tls_config {
-            if let Some(f) = &mut t.ca_file {
-                join(f);
-            }
+            t.resolve_paths(dir);
         }
         if let Some(b) = &mut self.basic_auth {
             if let Some(f) = &mut b.password_file {
@@ -508,6 +529,21 @@ impl ScrapeConfig {
                 return Err(ConfigError::Auth {
                     job: job(),
                     what: "at most one of basic_auth password & password_file must be configured",
+                });
+            }
+        }
+        if let Some(t) = &self.tls_config {
+            // Prometheus's messages.
+            if t.cert_file.is_some() && t.key_file.is_none() {
+                return Err(ConfigError::Auth {
+                    job: job(),
+                    what: "exactly one of key or key_file must be configured when a client certificate is configured",
+                });
+            }
+            if t.key_file.is_some() && t.cert_file.is_none() {
+                return Err(ConfigError::Auth {
+                    job: job(),
+                    what: "exactly one of cert or cert_file must be configured when a client key is configured",
                 });
             }
         }
@@ -617,7 +653,8 @@ pub enum ConfigError {
         #[source]
         source: FileSdConfigError,
     },
-    /// Conflicting or invalid authentication settings.
+    /// Conflicting or invalid authentication settings (TLS client
+    /// certificates included).
     #[error("job {job:?}: {what}")]
     Auth {
         /// The job.
@@ -742,10 +779,19 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("labelz"), "{e}");
-        let e = yaml("- job_name: a\n  tls_config: {cert_file: x}\n")
+        let e = yaml("- job_name: a\n  tls_config: {server_name: x}\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("cert_file"), "{e}");
+        assert!(e.contains("server_name"), "{e}");
+        // Client certificates are known keys, relative to the config's
+        // directory.
+        let mut c = yaml("- job_name: a\n  tls_config: {cert_file: c.pem, key_file: /k.pem}\n")
+            .unwrap()
+            .remove(0);
+        c.resolve_paths(Path::new("/etc/vigil"));
+        let t = c.tls_config.unwrap();
+        assert_eq!(t.cert_file.unwrap(), Path::new("/etc/vigil/c.pem"));
+        assert_eq!(t.key_file.unwrap(), Path::new("/k.pem"));
     }
 
     #[test]

@@ -186,13 +186,11 @@ impl ProbeConfig {
         }
     }
 
-    /// Makes a relative `tls_config.ca_file` relative to `dir` (the
+    /// Makes the relative files of `tls_config` relative to `dir` (the
     /// configuration file's directory).
     pub fn resolve_paths(&mut self, dir: &std::path::Path) {
-        if let Some(f) = self.tls_config.as_mut().and_then(|t| t.ca_file.as_mut()) {
-            if f.is_relative() {
-                *f = dir.join(&*f);
-            }
+        if let Some(t) = &mut self.tls_config {
+            t.resolve_paths(dir);
         }
     }
 

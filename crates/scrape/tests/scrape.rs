@@ -728,3 +728,161 @@ async fn probe_timeouts_and_refused_connections_fail_and_stop_writes_no_stale_ma
         }
     }
 }
+
+/// A certificate authority, and certificates it signed for the test's
+/// exporter (127.0.0.1) and for the scraper (client authentication), as
+/// PEM files in `dir`: (ca, server cert, server key, client cert, client key).
+fn mutual_tls_files(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.extended_key_usages = vec![usage];
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["127.0.0.1".to_string()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) = leaf(vec![], ExtendedKeyUsagePurpose::ClientAuth);
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("server.pem", server_cert),
+        ("server-key.pem", server_key),
+        ("client.pem", client_cert),
+        ("client-key.pem", client_key),
+    ];
+    files.map(|(name, pem)| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    })
+}
+
+/// An exporter on 127.0.0.1 over TLS that only talks to clients with a
+/// certificate signed by `ca`: it answers every request with `BODY`.
+async fn mutual_tls_exporter(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let chain = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, PrivateKeyDer::from_pem_file(key).unwrap())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client without an accepted certificate fails here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+                    BODY.len()
+                );
+                let _ = tls.write_all(reply.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_from_cert_file_and_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, server_cert, server_key, client_cert, client_key] = mutual_tls_files(dir.path());
+    let addr = mutual_tls_exporter(&ca, &server_cert, &server_key).await;
+    let https = |name: &str, with_cert: bool| {
+        let mut j = job(name, &addr, 100);
+        j.scheme = vigil_scrape::config::Scheme::Https;
+        j.tls_config = Some(vigil_scrape::config::TlsConfig {
+            ca_file: Some(ca.clone()),
+            cert_file: with_cert.then(|| client_cert.clone()),
+            key_file: with_cert.then(|| client_key.clone()),
+            ..Default::default()
+        });
+        j
+    };
+
+    let storage = Arc::new(MemStorage::new());
+    let m = ScrapeManager::new(Arc::clone(&storage), Default::default());
+    m.apply(
+        &[https("with_cert", true), https("without_cert", false)],
+        &GlobalDefaults::default(),
+    )
+    .await
+    .unwrap();
+    wait_until("both scraped", || {
+        m.targets()
+            .iter()
+            .all(|t| t.health != TargetHealth::Unknown)
+    })
+    .await;
+    for t in m.targets() {
+        match t.job.as_str() {
+            "with_cert" => assert_eq!(t.health, TargetHealth::Up, "{t:?}"),
+            "without_cert" => assert_eq!(t.health, TargetHealth::Down, "{t:?}"),
+            j => panic!("{j}"),
+        }
+    }
+    let temperature = series(&storage, "temperature");
+    assert_eq!(temperature.len(), 1);
+    assert_eq!(temperature[0].0.get("job"), Some("with_cert"));
+    m.stop().await;
+
+    // A key that is not the certificate's is refused when the config is
+    // applied, and the running config stays.
+    let m = ScrapeManager::new(Arc::clone(&storage), Default::default());
+    let mut wrong = https("wrong_key", true);
+    wrong.tls_config.as_mut().unwrap().key_file = Some(server_key.clone());
+    let err = m
+        .apply(&[wrong], &GlobalDefaults::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("server-key.pem"), "{err}");
+    // A certificate without its key does not validate.
+    let mut half = https("half", true);
+    half.tls_config.as_mut().unwrap().key_file = None;
+    let err = half.validate(&GlobalDefaults::default()).unwrap_err();
+    assert!(err.to_string().contains("key_file"), "{err}");
+    m.stop().await;
+}

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use vigil_template::TemplateSet;
 
 use super::data::View;
-use super::http::{SecretSource, TlsConfig};
+use super::http::{read_tls_file, SecretSource, TlsConfig};
 use super::{check_template, de_opt_duration, render, BuildContext, BuildError, Secret};
 use crate::config::resolve_path;
 use crate::types::{Integration, NotificationData, NotifyError, NotifyFuture};
@@ -92,7 +92,7 @@ pub struct EmailConfig {
 
 impl EmailConfig {
     /// Joins the relative paths (`auth_password_file`, `auth_secret_file`,
-    /// `tls_config.ca_file`) onto `base`.
+    /// `tls_config`'s files) onto `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
         resolve_path(base, &mut self.auth_password_file);
         resolve_path(base, &mut self.auth_secret_file);
@@ -335,9 +335,16 @@ fn tls_parameters(host: &str, tls: Option<&TlsConfig>) -> Result<TlsParameters, 
     let mut b = TlsParameters::builder(tls.server_name.clone().unwrap_or_else(|| host.into()))
         .dangerous_accept_invalid_certs(tls.insecure_skip_verify)
         .dangerous_accept_invalid_hostnames(tls.insecure_skip_verify);
+    if let Some((cert, key)) = tls.client_cert_files()? {
+        let identity = lettre::transport::smtp::client::Identity::from_pem(
+            &read_tls_file(cert, "cert_file")?,
+            &read_tls_file(key, "key_file")?,
+        )
+        .map_err(|e| BuildError::Tls(format!("cert_file {}: {e}", cert.display())))?;
+        b = b.identify_with(identity);
+    }
     if let Some(ca) = &tls.ca_file {
-        let pem = std::fs::read(ca)
-            .map_err(|e| BuildError::Tls(format!("ca_file {}: {e}", ca.display())))?;
+        let pem = read_tls_file(ca, "ca_file")?;
         let cert = lettre::transport::smtp::client::Certificate::from_pem(&pem)
             .map_err(|e| BuildError::Tls(format!("ca_file {}: {e}", ca.display())))?;
         b = b

@@ -12,7 +12,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::Deserialize;
 
@@ -60,6 +60,14 @@ pub struct TlsConfig {
     /// A PEM file of CA certificates; when set, only these are trusted.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A PEM file of the client certificate (and its chain) to present to
+    /// servers that ask for one; needs `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// The PEM file of the client certificate's private key; needs
+    /// `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// The server name to verify instead of the URL's host.
     #[serde(default)]
     pub server_name: Option<String>,
@@ -96,16 +104,33 @@ pub struct HttpConfig {
 }
 
 impl TlsConfig {
-    /// Joins a relative `ca_file` onto `base`.
+    /// Joins relative `ca_file`, `cert_file` and `key_file` onto `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
         resolve_path(base, &mut self.ca_file);
+        resolve_path(base, &mut self.cert_file);
+        resolve_path(base, &mut self.key_file);
+    }
+
+    /// The client certificate's PEM file and its key's, if both are set;
+    /// one without the other is an error (Prometheus's messages).
+    pub(crate) fn client_cert_files(&self) -> Result<Option<(&Path, &Path)>, BuildError> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(BuildError::Invalid(
+                "tls_config: exactly one of key or key_file must be configured when a client certificate is configured".into(),
+            )),
+            (None, Some(_)) => Err(BuildError::Invalid(
+                "tls_config: exactly one of cert or cert_file must be configured when a client key is configured".into(),
+            )),
+        }
     }
 }
 
 impl HttpConfig {
     /// Joins the relative paths (`basic_auth.password_file`,
     /// `authorization.credentials_file`, `bearer_token_file`,
-    /// `tls_config.ca_file`) onto `base`.
+    /// `tls_config.ca_file`, `cert_file`, `key_file`) onto `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
         if let Some(b) = &mut self.basic_auth {
             resolve_path(base, &mut b.password_file);
@@ -238,7 +263,31 @@ pub(crate) fn tls_config(tls: Option<&TlsConfig>) -> Result<ClientConfig, BuildE
             .with_platform_verifier()
             .map_err(|e| BuildError::Tls(e.to_string()))?
     };
-    Ok(builder.with_no_client_auth())
+    match tls.client_cert_files()? {
+        Some((cert, key)) => {
+            let chain = read_tls_file(cert, "cert_file")?;
+            let chain = CertificateDer::pem_slice_iter(&chain)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| BuildError::Tls(format!("cert_file {}: {e}", cert.display())))?;
+            if chain.is_empty() {
+                return Err(BuildError::Tls(format!(
+                    "cert_file {}: no certificate found",
+                    cert.display()
+                )));
+            }
+            let key_der = PrivateKeyDer::from_pem_slice(&read_tls_file(key, "key_file")?)
+                .map_err(|e| BuildError::Tls(format!("key_file {}: {e}", key.display())))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| BuildError::Tls(format!("key_file {}: {e}", key.display())))
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The bytes of `tls_config`'s `what` file at `path`.
+pub(crate) fn read_tls_file(path: &Path, what: &str) -> Result<Vec<u8>, BuildError> {
+    std::fs::read(path).map_err(|e| BuildError::Tls(format!("{what} {}: {e}", path.display())))
 }
 
 impl Client {
@@ -461,6 +510,29 @@ impl ServerCertVerifier for NoVerify {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificates_load_or_fail_clearly() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = rcgen::generate_simple_self_signed(vec!["client".to_string()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, c.cert.pem()).unwrap();
+        std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+        let with = |cert_file: Option<&Path>, key_file: Option<&Path>| TlsConfig {
+            cert_file: cert_file.map(Path::to_path_buf),
+            key_file: key_file.map(Path::to_path_buf),
+            insecure_skip_verify: true,
+            ..Default::default()
+        };
+        tls_config(Some(&with(Some(&cert), Some(&key)))).unwrap();
+        let err = |t: TlsConfig| tls_config(Some(&t)).unwrap_err().to_string();
+        assert!(err(with(Some(&cert), None)).contains("key_file"));
+        assert!(err(with(None, Some(&key))).contains("cert_file"));
+        // The key file given as the certificate, and a missing key file.
+        assert!(err(with(Some(&key), Some(&key))).contains("k.pem"));
+        let missing = dir.path().join("missing.pem");
+        assert!(err(with(Some(&cert), Some(&missing))).contains("missing.pem"));
+    }
 
     #[test]
     fn statuses_classify() {
