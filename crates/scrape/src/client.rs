@@ -174,26 +174,27 @@ fn tls_config(tls: Option<&TlsConfig>) -> Result<ClientConfig, ClientError> {
         use rustls_platform_verifier::BuilderVerifierExt;
         builder.with_platform_verifier()?
     };
-    match (&tls.cert_file, &tls.key_file) {
-        (Some(cert), Some(key)) => {
+    let files = tls
+        .client_cert_files()
+        .map_err(|what| ClientError::ClientCert {
+            path: tls
+                .cert_file
+                .clone()
+                .or(tls.key_file.clone())
+                .unwrap_or_default(),
+            what: what.to_string(),
+        })?;
+    match files {
+        Some((cert, key)) => {
             let (chain, key_der) = load_client_cert(cert, key)?;
             builder
                 .with_client_auth_cert(chain, key_der)
                 .map_err(|e| ClientError::ClientCert {
-                    path: key.clone(),
+                    path: key.to_path_buf(),
                     what: e.to_string(),
                 })
         }
-        (None, None) => Ok(builder.with_no_client_auth()),
-        // `ScrapeConfig::validate` refuses these too, with Prometheus's words.
-        (Some(cert), None) => Err(ClientError::ClientCert {
-            path: cert.clone(),
-            what: "cert_file needs key_file".to_string(),
-        }),
-        (None, Some(key)) => Err(ClientError::ClientCert {
-            path: key.clone(),
-            what: "key_file needs cert_file".to_string(),
-        }),
+        None => Ok(builder.with_no_client_auth()),
     }
 }
 

@@ -287,6 +287,19 @@ pub struct TlsConfig {
 }
 
 impl TlsConfig {
+    /// The client certificate's PEM file and its key's, if both are set;
+    /// one without the other is an error (Prometheus's messages). Checked
+    /// by [`ScrapeConfig::validate`] and again where the client is built
+    /// (probes have no validation of their own).
+    pub fn client_cert_files(&self) -> Result<Option<(&Path, &Path)>, &'static str> {
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err("exactly one of key or key_file must be configured when a client certificate is configured"),
+            (None, Some(_)) => Err("exactly one of cert or cert_file must be configured when a client key is configured"),
+        }
+    }
+
     /// Makes the relative `ca_file`, `cert_file` and `key_file` relative to
     /// `dir` (the configuration file's directory).
     pub fn resolve_paths(&mut self, dir: &Path) {
@@ -533,19 +546,8 @@ impl ScrapeConfig {
             }
         }
         if let Some(t) = &self.tls_config {
-            // Prometheus's messages.
-            if t.cert_file.is_some() && t.key_file.is_none() {
-                return Err(ConfigError::Auth {
-                    job: job(),
-                    what: "exactly one of key or key_file must be configured when a client certificate is configured",
-                });
-            }
-            if t.key_file.is_some() && t.cert_file.is_none() {
-                return Err(ConfigError::Auth {
-                    job: job(),
-                    what: "exactly one of cert or cert_file must be configured when a client key is configured",
-                });
-            }
+            t.client_cert_files()
+                .map_err(|what| ConfigError::Auth { job: job(), what })?;
         }
         if let Some(a) = &self.authorization {
             if self.basic_auth.is_some() {
